@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Print the molecule scenarios in the order `make molecule` runs them.
+
+Harness first, then cheap role scenarios, then the heavy ones that build
+llama.cpp (they share one ccache), end-to-end last.  A scenario not named in
+ORDER runs after the known cheap ones, alphabetically.
+"""
+
+from pathlib import Path
+
+ORDER = ["default", "host_roles", "storage", "llama_cpp", "model", "llama_server", "prompt_queue", "e2e"]
+HEAVY = {"llama_cpp", "model", "llama_server", "prompt_queue", "e2e"}
+
+root = Path(__file__).resolve().parents[2] / "molecule"
+found = sorted(p.parent.name for p in root.glob("*/molecule.yml"))
+known = [s for s in ORDER if s in found and s not in HEAVY]
+extra = [s for s in found if s not in ORDER]
+heavy = [s for s in ORDER if s in found and s in HEAVY]
+print(" ".join(known + extra + heavy))
