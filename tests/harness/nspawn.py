@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Local systemd test hosts for slm.edge: systemd-nspawn machines with disks.
 
 One Debian 12 root file system is built with debootstrap and cached (keyed on
@@ -40,7 +39,7 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 INCLUDES = ("systemd", "systemd-sysv", "python3", "dbus", "sudo", "iproute2", "ca-certificates", "udev")
 # Bump when prepare_rootfs() changes what goes into the cached tree.
-ROOTFS_LAYOUT = 3
+ROOTFS_LAYOUT = 4
 BOOT_TIMEOUT = 90
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 REQUIRED_TOOLS = {
@@ -112,6 +111,23 @@ def prepare_rootfs(root: Path) -> None:
     (root / "etc/machine-id").write_text("")
     (root / "etc/slm-test-machine").write_text(f"rootfs {rootfs_key()}\n")
     wants = root / "etc/systemd/system"
+    # systemd-fstab-generator skips device entries inside containers ("Running in a
+    # container, ignoring fstab device entry"), so a machine would not remount its
+    # data disk at boot as a real host does. Do what the generator does on a host:
+    # mount fstab's entries (nofail ones may be missing) before local-fs.target.
+    (wants / "slm-test-fstab.service").write_text(
+        "[Unit]\n"
+        "Description=slm.edge test harness: mount fstab device entries (skipped by the generator in containers)\n"
+        "DefaultDependencies=no\n"
+        "After=systemd-tmpfiles-setup-dev.service local-fs-pre.target\n"
+        "Before=local-fs.target\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/mount -a -O no_netdev\n\n"
+        "[Install]\nWantedBy=local-fs.target\n"
+    )
+    (wants / "local-fs.target.wants").mkdir(parents=True, exist_ok=True)
+    link = wants / "local-fs.target.wants" / "slm-test-fstab.service"
+    if not link.exists():
+        link.symlink_to("/etc/systemd/system/slm-test-fstab.service")
     for unit in ("console-getty.service", "getty@tty1.service", "systemd-networkd-wait-online.service"):
         link = wants / unit
         if not link.exists():

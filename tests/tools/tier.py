@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run one test tier and record its wall time; print a summary of all tiers.
 
   tier.py run NAME -- CMD...   run CMD, record NAME's time and result, exit with CMD's code
