@@ -17,9 +17,18 @@ from transformers import LlamaConfig, LlamaForCausalLM
 out, tok = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
 config = LlamaConfig(
-    vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
-    num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192,
-    rms_norm_eps=1e-5, rope_theta=130000, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+    vocab_size=49152,
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=24,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=8192,
+    rms_norm_eps=1e-5,
+    rope_theta=130000,
+    tie_word_embeddings=True,
+    bos_token_id=1,
+    eos_token_id=2,
 )
 torch.manual_seed(0)
 with torch.device("cuda" if torch.cuda.is_available() else "cpu"):

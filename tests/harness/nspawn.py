@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -139,16 +140,38 @@ def ensure_rootfs() -> Path:
     target = CACHE_ROOT / f"rootfs-{SUITE}-{rootfs_key()}"
     if (target / ".complete").exists():
         return target
+    # Scenarios run side by side: one builds, the others wait for it.
+    with open(CACHE_ROOT / ".rootfs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        return _build_rootfs(target)
+
+
+def _clear(path: Path) -> None:
+    """Remove a half-built tree, including mounts an interrupted debootstrap left in it (proc, sys)."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m == str(path) or m.startswith(f"{path}/")), reverse=True):
+        run(["umount", "-l", mount], check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_rootfs(target: Path) -> Path:
     tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _clear(tmp)
     log(f"building Debian {SUITE} root file system with debootstrap (cached at {target})")
     started = time.monotonic()
-    proc = run(
-        ["debootstrap", f"--variant={VARIANT}", "--include=" + ",".join(INCLUDES), SUITE, str(tmp)],
-        check=False,
-    )
+    for attempt in (1, 2):  # one retry: a mirror hiccup should not fail a whole test run
+        proc = run(
+            ["debootstrap", f"--variant={VARIANT}", "--include=" + ",".join(INCLUDES), SUITE, str(tmp)],
+            check=False,
+        )
+        if proc.returncode == 0:
+            break
+        log(f"debootstrap attempt {attempt} failed")
+        _clear(tmp)
     if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clear(tmp)
         raise HarnessError("debootstrap failed:\n" + (proc.stdout + proc.stderr)[-3000:])
     prepare_rootfs(tmp)
     tmp.rename(target)
@@ -313,10 +336,11 @@ class Machine:
             cmd.append(f"--bind={src}:{dst}")
         cmd += [f"--bind={b}" for b in state.get("binds", [])]
         cmd += [f"--bind-ro={b}" for b in state.get("binds_ro", [])]
-        console = open(self.dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+        console = open(self.dir / "console.log", "ab")
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         console.close()
         state["nspawn_pid"] = proc.pid
         self.save(state)
@@ -361,8 +385,9 @@ class Machine:
         leader = self.leader_pid()
         if not leader:
             raise HarnessError(f"machine {self.name} is not running")
-        return run(["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "--", *argv], check=check,
-                   timeout=timeout)
+        return run(
+            ["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "--", *argv], check=check, timeout=timeout
+        )
 
     def stop(self, timeout: float = 30) -> None:
         pid = self.nspawn_pid()
@@ -491,8 +516,14 @@ def write_inventory(path: Path, names: list[str], group: str = "llm_servers") ->
             "ansible_nsenter_pid": "{{ lookup('ansible.builtin.file', '" + str(pid_file) + "') }}",
             "ansible_python_interpreter": "/usr/bin/python3",
         }
-    lines = ["---", "# Written by tests/harness/nspawn.py: local systemd-nspawn test hosts.", "all:", "  children:",
-             f"    {group}:", "      hosts:"]
+    lines = [
+        "---",
+        "# Written by tests/harness/nspawn.py: local systemd-nspawn test hosts.",
+        "all:",
+        "  children:",
+        f"    {group}:",
+        "      hosts:",
+    ]
     for name, hostvars in hosts.items():
         lines.append(f"        {name}:")
         lines += [f'          {key}: "{value}"' for key, value in hostvars.items()]

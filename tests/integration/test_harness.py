@@ -36,7 +36,9 @@ def test_refuses_without_root(monkeypatch):
 def test_refuses_without_tools_and_names_the_packages(monkeypatch):
     nspawn = load_harness()
     monkeypatch.setattr(nspawn.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(nspawn.shutil, "which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/x")
+    monkeypatch.setattr(
+        nspawn.shutil, "which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/x"
+    )
     with pytest.raises(nspawn.HarnessError, match="apt-get install -y debootstrap systemd-container"):
         nspawn.preflight()
 
@@ -53,9 +55,19 @@ def test_machine_lifecycle_leaves_nothing_behind():
         # The EBS-style link exists inside the machine and points at the loop device.
         leader = state["leader_pid"]
         serial = disk["volume_id"].replace("-", "")
-        link = subprocess.run(["nsenter", "-t", str(leader), "-m", "--", "readlink",
-                               f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}"],
-                              capture_output=True, text=True)
+        link = subprocess.run(
+            [
+                "nsenter",
+                "-t",
+                str(leader),
+                "-m",
+                "--",
+                "readlink",
+                f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert link.stdout.strip() == disk["loop"]
         # A restart keeps the root and disks, with a new systemd.
         again = harness("restart", NAME)
@@ -64,8 +76,10 @@ def test_machine_lifecycle_leaves_nothing_behind():
     finally:
         harness("destroy", NAME)
     assert not machine_dir.exists()
-    assert not Path(f"/proc/{nspawn_pid}").exists() or "systemd-nspawn" not in Path(
-        f"/proc/{nspawn_pid}/cmdline").read_text()
+    assert (
+        not Path(f"/proc/{nspawn_pid}").exists()
+        or "systemd-nspawn" not in Path(f"/proc/{nspawn_pid}/cmdline").read_text()
+    )
     assert disk["image"] not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"-M {NAME}" not in ps

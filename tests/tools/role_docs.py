@@ -23,13 +23,19 @@ def _cell(value: object) -> str:
         return ""
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     text = text.removesuffix("...").strip()
-    return "`" + text.replace("|", "\\|") + "`" if text else "`\"\"`"
+    return "`" + text.replace("|", "\\|") + "`" if text else '`""`'
 
 
 def table(role: Path) -> str:
     spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]
-    lines = [BEGIN, "", f"{spec.get('short_description', '')}", "",
-             "| Variable | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    lines = [
+        BEGIN,
+        "",
+        f"{spec.get('short_description', '')}",
+        "",
+        "| Variable | Type | Default | Description |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, opt in spec.get("options", {}).items():
         kind = opt.get("type", "str")
         if kind == "list" and "elements" in opt:

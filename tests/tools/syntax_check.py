@@ -18,7 +18,10 @@ def main() -> int:
     for target in targets:
         proc = subprocess.run(
             ["ansible-playbook", "--syntax-check", "-i", "localhost,", target],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         status = "ok" if proc.returncode == 0 else "FAILED"
         print(f"syntax-check {target}: {status}")

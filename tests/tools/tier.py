@@ -1,7 +1,7 @@
 """Run one test tier and record its wall time; print a summary of all tiers.
 
-  tier.py run NAME -- CMD...   run CMD, record NAME's time and result, exit with CMD's code
-  tier.py summary              print the recorded tiers as a table
+tier.py run NAME -- CMD...   run CMD, record NAME's time and result, exit with CMD's code
+tier.py summary              print the recorded tiers as a table
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Every role documents every public variable, with the same default, and its README is current."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,7 @@ def test_defaults_match_argument_specs(role):
 
 
 def test_readmes_are_generated_from_specs():
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, str(ROOT / "tests/tools/role_docs.py"), "--check"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests/tools/role_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
