@@ -22,7 +22,7 @@ description:
   - Sets the C(gpu_info) fact, so later plays and roles can read C(ansible_facts.gpu_info).
   - The module only reads; it never changes the host.
 author:
-  - slm.edge maintainers
+  - slm.edge maintainers (!UNKNOWN)
 options:
   nvidia_smi_path:
     description:
