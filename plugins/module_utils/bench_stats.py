@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright: slm.edge maintainers
+# Copyright (c) slm.edge contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
 """Pure statistics for the llm_benchmark module and its report.
 
 No Ansible imports and no third-party packages: this file runs on targets
@@ -39,8 +40,8 @@ def percentile(values, pct):
     if len(data) == 1:
         return data[0]
     rank = (len(data) - 1) * (pct / 100.0)
-    low = int(math.floor(rank))
-    high = int(math.ceil(rank))
+    low = math.floor(rank)
+    high = math.ceil(rank)
     if low == high:
         return data[low]
     return data[low] + (data[high] - data[low]) * (rank - low)
@@ -55,7 +56,7 @@ def distribution(values, ndigits=3):
     data = [float(v) for v in values if v is not None]
     out = {"count": len(data)}
     if not data:
-        for key in ("min", "mean", "max") + tuple("p%d" % p for p in PERCENTILES):
+        for key in ("min", "mean", "max", *("p%d" % p for p in PERCENTILES)):
             out[key] = None
         return out
     out["min"] = _round(min(data), ndigits)

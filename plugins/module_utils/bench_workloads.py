@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright: slm.edge maintainers
+# Copyright (c) slm.edge contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
 """Built-in benchmark workloads, derived from the runbook's two use cases.
 
 chatbot
@@ -113,4 +114,4 @@ def workload_messages(workload, index):
 
 def estimate_tokens(text):
     """Rough token estimate for English text (about 4 characters per token)."""
-    return max(1, int(round(len(text) / 4.0)))
+    return max(1, round(len(text) / 4.0))

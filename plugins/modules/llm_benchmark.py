@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: slm.edge maintainers
+# Copyright (c) slm.edge contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
 
 DOCUMENTATION = r"""
 ---
@@ -31,7 +32,7 @@ description:
     "Summarize the following text:" followed by a paragraph of about 180 tokens (the first is the runbook's
     Amazon DynamoDB text), up to O(summarization_max_tokens) output tokens.
 author:
-  - slm.edge maintainers
+  - slm.edge maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -137,19 +138,19 @@ options:
     type: str
   include_requests:
     description:
-      - Return (and write) one record per request in RV(results.requests), including its inter-token gaps.
+      - Return (and write) one record per request in RV(benchmark.requests), including its inter-token gaps.
     type: bool
     default: true
   output_json:
     description:
-      - Also write RV(results) as JSON to this path on the host where the module runs (mode C(0644)).
+      - Also write RV(benchmark) as JSON to this path on the host where the module runs (mode C(0644)).
         The directory must exist.
     type: path
   memory_bandwidth_gbps:
     description:
       - Memory bandwidth of the device that holds the weights, in GB/s (1e9 bytes/s), for example V(320)
         for an NVIDIA T4.
-      - When set, RV(results.roofline) compares the single-stream decode speed (median decode tokens/s at
+      - When set, RV(benchmark.roofline) compares the single-stream decode speed (median decode tokens/s at
         concurrency 1) with the limit bandwidth / model bytes.
     type: float
   model_bytes:
@@ -165,7 +166,7 @@ options:
 notes:
   - The module only reads from the endpoints; it reports C(changed) only when it writes O(output_json).
   - The task fails when no request of the whole run succeeded (server down, wrong URL or key); the partial
-    RV(results) are returned with the failure.
+    RV(benchmark) results are returned with the failure.
 seealso:
   - name: llama-server HTTP API
     description: Endpoints and request fields of llama.cpp's server.
@@ -200,13 +201,14 @@ EXAMPLES = r"""
 
 - name: Show the aggregate throughput per level
   ansible.builtin.debug:
-    msg: "{{ bench.results.levels | map(attribute='aggregate_output_tps') | list }}"
+    msg: "{{ bench.benchmark.levels | map(attribute='aggregate_output_tps') | list }}"
 """
 
 RETURN = r"""
-results:
+benchmark:
   description:
     - Everything measured; the same document is written to O(output_json).
+    - Named C(benchmark) because Ansible reserves C(results) in module returns (it holds loop results).
     - The report (C(bench_report.py)) and plot (C(bench_plot.py)) tools of the C(slm.edge.benchmark) role
       read a list of these, one per configuration.
   returned: success and failure (not in check mode)
@@ -497,7 +499,7 @@ def stream_chat(endpoint, body, timeout, clock=time.perf_counter):
     rec["e2e_ms"] = _ms(end - t0)
     if chunk_times:
         rec["ttft_ms"] = _ms(chunk_times[0] - t0)
-        rec["itl_ms"] = [_ms(b - a) for a, b in zip(chunk_times, chunk_times[1:])]
+        rec["itl_ms"] = [_ms(chunk_times[i] - chunk_times[i - 1]) for i in range(1, len(chunk_times))]
     if usage and usage.get("completion_tokens") is not None:
         rec["output_tokens"] = int(usage["completion_tokens"])
         rec["tokens_source"] = "usage"
@@ -537,7 +539,7 @@ def request_body(workload, index, params, model=None):
     return body
 
 
-def run_level(endpoints, workload, concurrency, params, model=None, clock=time.perf_counter):
+def run_level(endpoints, workload, concurrency, params, *, model=None, clock=time.perf_counter):
     """Run one concurrency level; returns (records, wall seconds)."""
     lock = threading.Lock()
     state = {"issued": 0}
@@ -557,12 +559,14 @@ def run_level(endpoints, workload, concurrency, params, model=None, clock=time.p
             endpoint = endpoints[index % len(endpoints)]
             sent = clock()
             rec = stream_chat(endpoint, request_body(workload, index, params, model), timeout, clock)
-            rec.update({
-                "workload": workload,
-                "concurrency": concurrency,
-                "index": index,
-                "start_ms": _ms(sent - start),
-            })
+            rec.update(
+                {
+                    "workload": workload,
+                    "concurrency": concurrency,
+                    "index": index,
+                    "start_ms": _ms(sent - start),
+                }
+            )
             with lock:
                 records.append(rec)
 
@@ -628,7 +632,9 @@ def _utc(ts):
 
 def run_benchmark(params, clock=time.perf_counter):
     """Run the whole benchmark described by module ``params``; returns the results dict."""
-    endpoints = [Endpoint(url, params.get("api_key"), params.get("validate_certs", True)) for url in params["endpoints"]]
+    endpoints = [
+        Endpoint(url, params.get("api_key"), params.get("validate_certs", True)) for url in params["endpoints"]
+    ]
     started = time.time()
     t_start = clock()
     info_timeout = min(params["request_timeout"], 30)
@@ -648,7 +654,7 @@ def run_benchmark(params, clock=time.perf_counter):
     requests = []
     for workload in workloads:
         for concurrency in params["concurrency"]:
-            records, wall = run_level(endpoints, workload, concurrency, params, model, clock)
+            records, wall = run_level(endpoints, workload, concurrency, params, model=model, clock=clock)
             records.sort(key=lambda r: r["start_ms"])
             levels.append(summarize_level(records, wall, concurrency=concurrency, workload=workload))
             requests.extend(records)
@@ -686,7 +692,7 @@ def run_benchmark(params, clock=time.perf_counter):
 def write_json(module, path, results):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        module.fail_json(msg="output_json: directory %s does not exist" % directory, results=results)
+        module.fail_json(msg="output_json: directory %s does not exist" % directory, benchmark=results)
     fd, tmp = tempfile.mkstemp(prefix=".llm_benchmark.", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w") as handle:
@@ -738,8 +744,8 @@ def main():
             "max_seconds_per_level": {"type": "float", "default": 120},
             "request_timeout": {"type": "float", "default": 300},
             "warmup_requests": {"type": "int", "default": 1},
-            "chatbot_max_tokens": {"type": "int", "default": 200},
-            "summarization_max_tokens": {"type": "int", "default": 256},
+            "chatbot_max_tokens": {"type": "int", "default": 200, "no_log": False},
+            "summarization_max_tokens": {"type": "int", "default": 256, "no_log": False},
             "temperature": {"type": "float", "default": 0.0},
             "seed": {"type": "int", "default": 42},
             "cache_prompt": {"type": "bool", "default": False},
@@ -763,9 +769,9 @@ def main():
         samples = sorted({e for lv in results["levels"] for e in lv["error_samples"]})[:3]
         module.fail_json(
             msg="no request succeeded against %s: %s" % (", ".join(module.params["endpoints"]), "; ".join(samples)),
-            results=results,
+            benchmark=results,
         )
-    out = {"changed": False, "results": results}
+    out = {"changed": False, "benchmark": results}
     if module.params["output_json"]:
         write_json(module, module.params["output_json"], results)
         out["changed"] = True
