@@ -33,6 +33,21 @@ config = LlamaConfig(
 torch.manual_seed(0)
 with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
     model = LlamaForCausalLM(config).to(torch.bfloat16)
+# The converter pads the small test vocabulary to 49152 with [PAD] ids, and control, unknown and
+# byte pieces print nothing either: with random logits greedy decoding picks such ids most of the
+# time, the server streams no text for them, and clients see too few content chunks to time TTFT
+# and ITL. Zero their rows of the tied embedding (logit 0, below the max of the random logits of
+# the ordinary pieces) so every generated token is visible text; the bytes moved do not change.
+import sentencepiece as spm  # noqa: E402  (the converter needs it anyway)
+
+sp = spm.SentencePieceProcessor(model_file=str(tok / "tokenizer.model"))
+hidden = torch.ones(config.vocab_size, dtype=torch.bool)
+for i in range(sp.get_piece_size()):
+    if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i)):
+        hidden[i] = False
+with torch.no_grad():
+    weight = model.get_input_embeddings().weight
+    weight[hidden.to(weight.device)] = 0
 model.save_pretrained(out)  # safetensors by default in transformers 4.x and 5.x
 for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
     shutil.copy(tok / name, out / name)
