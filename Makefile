@@ -16,7 +16,7 @@ export PY_COLORS ?= 0
 export ANSIBLE_NOCOLOR ?= true
 TIER := $(PYTHON) $(CURDIR)/tests/tools/tier.py
 SCENARIOS ?= $(shell $(PYTHON) $(CURDIR)/tests/tools/scenarios.py)
-HOST_PACKAGES := debootstrap systemd-container ccache xfsprogs e2fsprogs util-linux rsync git curl
+HOST_PACKAGES := debootstrap systemd-container ccache xfsprogs e2fsprogs util-linux rsync git curl gnupg dpkg-dev
 
 .PHONY: help test setup host-deps venv lint sanity unit integration molecule build-test changelog quickstart local-host local-host-rm clean lock
 
