@@ -236,6 +236,7 @@ class Machine:
         }
         self.save(state)
         self._mount_root(state)
+        (self.root / "etc/hostname").write_text(f"{self.name}\n")
         self._seed_caches()
         for disk_name, size in disks:
             state["disks"].append(self._attach_disk(disk_name, size))
@@ -510,10 +511,11 @@ def write_inventory(path: Path, names: list[str], group: str = "llm_servers") ->
     """An inventory whose nsenter PID is read at connection time (it changes at reboot)."""
     hosts = {}
     for name in names:
-        pid_file = STATE_ROOT / "machines" / name / "leader.pid"
         hosts[name] = {
-            "ansible_connection": "community.docker.nsenter",
-            "ansible_nsenter_pid": "{{ lookup('ansible.builtin.file', '" + str(pid_file) + "') }}",
+            # tests/connection_plugins/slm_nspawn.py (enabled by the repo's ansible.cfg)
+            # reads the machine's systemd PID from the harness state at connect time.
+            "ansible_connection": "slm_nspawn",
+            "ansible_host": name,
             "ansible_python_interpreter": "/usr/bin/python3",
         }
     lines = [

@@ -1,0 +1,56 @@
+"""Connection to a slm.edge test machine (tests/harness/nspawn.py), through nsenter.
+
+community.docker.nsenter needs the machine's systemd PID, which changes when a
+test reboots the machine. A templated ``ansible_nsenter_pid`` is evaluated with
+the *task's* host variables, so a task delegated to another machine would enter
+the wrong one. This plugin reads the PID from the harness's state directory,
+keyed on ``ansible_host`` (the machine name), at connect time: delegation and
+reboots both work, and a machine that is not running fails the connection
+instead of falling back to PID 1 (the host).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible_collections.community.docker.plugins.connection.nsenter import Connection as NsenterConnection
+
+DOCUMENTATION = """
+name: slm_nspawn
+short_description: Run tasks in a slm.edge systemd-nspawn test machine
+description:
+  - nsenter into the machine named by ansible_host, with its current systemd PID read from the harness state.
+author: slm.edge maintainers (!UNKNOWN)
+options:
+  remote_addr:
+    description: The machine name.
+    type: str
+    vars:
+      - name: ansible_host
+      - name: inventory_hostname
+  nsenter_pid:
+    description: Ignored; the PID is read from the harness state at connect time.
+    type: int
+    default: 0
+"""
+
+STATE_ROOT = Path(os.environ.get("SLM_TEST_ROOT", "/var/lib/slm-edge-test"))
+
+
+class Connection(NsenterConnection):
+    transport = "slm_nspawn"
+
+    def _connect(self):
+        # play_context.remote_addr is the delegated host's address when a task is delegated.
+        name = self._play_context.remote_addr or self.get_option("remote_addr")
+        pid_file = STATE_ROOT / "machines" / str(name) / "leader.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise AnsibleConnectionFailure(
+                f"test machine {name!r} is not running ({pid_file}: {exc}); start it with tests/harness/nspawn.py up {name}"
+            ) from exc
+        self.set_option("nsenter_pid", pid)
+        return super()._connect()
