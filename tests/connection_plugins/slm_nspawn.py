@@ -50,7 +50,8 @@ class Connection(NsenterConnection):
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError) as exc:
             raise AnsibleConnectionFailure(
-                f"test machine {name!r} is not running ({pid_file}: {exc}); start it with tests/harness/nspawn.py up {name}"
+                f"test machine {name!r} is not running ({pid_file}: {exc}); "
+                f"start it with tests/harness/nspawn.py up {name}"
             ) from exc
         self.set_option("nsenter_pid", pid)
         return super()._connect()

@@ -38,7 +38,7 @@ with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
 # time, the server streams no text for them, and clients see too few content chunks to time TTFT
 # and ITL. Zero their rows of the tied embedding (logit 0, below the max of the random logits of
 # the ordinary pieces) so every generated token is visible text; the bytes moved do not change.
-import sentencepiece as spm  # noqa: E402  (the converter needs it anyway)
+import sentencepiece as spm
 
 sp = spm.SentencePieceProcessor(model_file=str(tok / "tokenizer.model"))
 hidden = torch.ones(config.vocab_size, dtype=torch.bool)

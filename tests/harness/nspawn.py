@@ -534,7 +534,7 @@ def write_inventory(path: Path, names: list[str], group: str = "llm_servers") ->
 
 
 def parse_disk(spec: str) -> tuple[str, str]:
-    name, _, size = spec.partition(":")
+    name, size = spec.partition(":")[::2]
     if not name or not re.match(r"^\d+[KMGT]?$", size or ""):
         raise argparse.ArgumentTypeError(f"--disk wants NAME:SIZE such as data:2G, got {spec!r}")
     return name, size

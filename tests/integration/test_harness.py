@@ -21,7 +21,9 @@ def load_harness():
 
 
 def harness(*args):
-    proc = subprocess.run([sys.executable, str(HARNESS), *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(HARNESS), *args], capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout) if proc.stdout.strip() else None
 
@@ -67,6 +69,7 @@ def test_machine_lifecycle_leaves_nothing_behind():
             ],
             capture_output=True,
             text=True,
+            check=False,
         )
         assert link.stdout.strip() == disk["loop"]
         # A restart keeps the root and disks, with a new systemd.
@@ -80,6 +83,6 @@ def test_machine_lifecycle_leaves_nothing_behind():
         not Path(f"/proc/{nspawn_pid}").exists()
         or "systemd-nspawn" not in Path(f"/proc/{nspawn_pid}/cmdline").read_text()
     )
-    assert disk["image"] not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert disk["image"] not in subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert f"-M {NAME}" not in ps

@@ -22,6 +22,7 @@ def main() -> int:
             env=env,
             capture_output=True,
             text=True,
+            check=False,
         )
         status = "ok" if proc.returncode == 0 else "FAILED"
         print(f"syntax-check {target}: {status}")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check a Hugging Face model directory before conversion (stdlib only).
 
 Usage: check_hf_model.py MODEL_DIR LLAMA_CPP_SOURCE_DIR
