@@ -106,7 +106,7 @@ def provisioned(aws_moto_server, aws_env, aws_network):
         "ec2_provision_target_group_name": f"{CLUSTER}-tg",
         "ec2_provision_ssm_bucket_name": SSM_BUCKET,
     }
-    _, output, recap = run_playbook(aws_env, "provision.yml", extra)
+    _rc, output, recap = run_playbook(aws_env, "provision.yml", extra)
     assert recap["changed"] > 0
     return {"extra": extra, "output": output}
 
@@ -213,7 +213,7 @@ def test_second_run_changes_nothing(provisioned, aws_env, aws_client):
     ec2 = aws_client("ec2")
     before_instances = sorted(i["InstanceId"] for i in live_instances(ec2, CLUSTER))
     before_volumes = sorted(v["VolumeId"] for v in tagged(ec2, "volumes", CLUSTER))
-    _, output, recap = run_playbook(aws_env, "provision.yml", provisioned["extra"])
+    _rc, output, recap = run_playbook(aws_env, "provision.yml", provisioned["extra"])
     assert recap["changed"] == 0, output[-4000:]
     assert recap["failed"] == 0
     assert sorted(i["InstanceId"] for i in live_instances(ec2, CLUSTER)) == before_instances
@@ -241,7 +241,7 @@ def test_bad_input_is_refused_before_anything_is_made(
     extra = aws_vars(aws_moto_server, aws_network, cluster) | override
     if override.get("ec2_provision_subnet_id") == "OTHER":
         extra["ec2_provision_subnet_id"] = aws_network["other_subnet_id"]
-    rc, output, _ = run_playbook(aws_env, "provision.yml", extra, check=False)
+    rc, output, _recap = run_playbook(aws_env, "provision.yml", extra, check=False)
     assert rc != 0
     assert message in " ".join(output.split()), output[-3000:]
     ec2 = aws_client("ec2")
@@ -314,7 +314,7 @@ def test_cleanup_without_cluster_name_refuses(provisioned, aws_moto_server, aws_
 def test_cleanup_without_confirm_only_lists(provisioned, aws_moto_server, aws_env, aws_network, aws_client):
     ec2 = aws_client("ec2")
     ids = sorted(i["InstanceId"] for i in live_instances(ec2, CLUSTER))
-    _, output, recap = run_playbook(
+    _rc, output, recap = run_playbook(
         aws_env, "cleanup.yml", cleanup_vars(aws_moto_server, aws_network) | {"slm_cluster": CLUSTER}
     )
     assert recap["changed"] == 0
@@ -329,7 +329,7 @@ def test_cleanup_without_confirm_only_lists(provisioned, aws_moto_server, aws_en
 
 
 def test_cleanup_with_confirm_leaves_nothing(provisioned, aws_moto_server, aws_env, aws_network, aws_client):
-    _, _, recap = run_playbook(
+    _rc, _output, recap = run_playbook(
         aws_env,
         "cleanup.yml",
         cleanup_vars(aws_moto_server, aws_network) | {"ec2_cleanup_cluster_name": CLUSTER, "cleanup_confirm": True},
@@ -373,7 +373,7 @@ def test_gp2_kms_kept_data_volume_is_deleted_by_cleanup(
     assert {v.get("KmsKeyId") for v in volumes} == {key_arn}
     data_id = tags(inst)["slm:data_volume_id"]
 
-    _, output, _ = run_playbook(
+    _rc, output, _recap = run_playbook(
         aws_env,
         "cleanup.yml",
         cleanup_vars(aws_moto_server, aws_network) | {"slm_cluster": CLUSTER_B, "cleanup_confirm": True},
