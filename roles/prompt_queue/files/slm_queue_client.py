@@ -284,7 +284,7 @@ def direct(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     if args.api_key:
         headers["Authorization"] = f"Bearer {args.api_key}"
 
-    def one(_: int) -> tuple[str, float, float, bytes]:
+    def one(_index: int) -> tuple[str, float, float, bytes]:
         cid = str(uuid.uuid4())
         t0 = time.monotonic()
         req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 (http(s) URL)
