@@ -237,6 +237,10 @@ class Machine:
         self.save(state)
         self._mount_root(state)
         (self.root / "etc/hostname").write_text(f"{self.name}\n")
+        # debootstrap's minbase has no /etc/hosts; every real host (and EC2 AMI) has one.
+        (self.root / "etc/hosts").write_text(
+            f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        )
         self._seed_caches()
         for disk_name, size in disks:
             state["disks"].append(self._attach_disk(disk_name, size))
