@@ -16,25 +16,28 @@ when a run has several). Exits 2 with a message when matplotlib is missing.
 
 import argparse
 import json
+import os
 import sys
 
 
-def _results(doc):
-    if isinstance(doc, dict) and "levels" not in doc:
-        for key in ("benchmark", "results"):
-            if isinstance(doc.get(key), dict):
-                doc = doc[key]
-                break
-    if not isinstance(doc, dict) or not isinstance(doc.get("levels"), list):
-        raise ValueError("not an llm_benchmark results document (no 'levels' list)")
-    return doc
+def _report_utils():
+    """The results reader and labels shared with bench_report.py (plugins/module_utils/bench_report.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import bench_report  # noqa: PLC0415  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.pop(0)
+    return bench_report._load_renderer()  # pylint: disable=protected-access
+
+
+REPORT = _report_utils()
 
 
 def series(results):
     """[(line label, [concurrency], [agg tok/s], [p95 e2e s])] for every configuration and workload."""
     out = []
     for index, result in enumerate(results):
-        label = (result.get("config") or {}).get("label") or f"config-{index + 1}"
+        label = REPORT.label_of(result, index)
         by_workload = {}
         for level in result["levels"]:
             by_workload.setdefault(level.get("workload") or "", []).append(level)
@@ -92,7 +95,7 @@ def main(argv=None):
     for path in args.inputs:
         with open(path, encoding="utf-8") as handle:
             try:
-                results.append(_results(json.load(handle)))
+                results.append(REPORT.normalize(json.load(handle)))
             except ValueError as exc:
                 parser.error(f"{path}: {exc}")
     try:

@@ -20,6 +20,7 @@ arguments of every configuration) and puts it in front of the tables.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -29,10 +30,16 @@ MODULE_UTILS = os.path.normpath(os.path.join(HERE, "..", "..", "..", "plugins", 
 
 
 def _load_renderer():
-    if os.path.isfile(os.path.join(MODULE_UTILS, "bench_report.py")):
-        sys.path.insert(0, MODULE_UTILS)
-        import bench_report as renderer  # noqa: PLC0415  # pylint: disable=import-outside-toplevel
+    """The collection's plugins/module_utils/bench_report.py (also used by bench_plot.py).
 
+    Loaded by path under its own name, so it never clashes with this script, which
+    shares its file name.
+    """
+    path = os.path.join(MODULE_UTILS, "bench_report.py")
+    if os.path.isfile(path):
+        spec = importlib.util.spec_from_file_location("slm_edge_bench_report", path)
+        renderer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(renderer)
         return renderer
     from ansible_collections.slm.edge.plugins.module_utils import (  # noqa: PLC0415  # pylint: disable=import-outside-toplevel
         bench_report as renderer,
