@@ -252,8 +252,8 @@ def test_bad_input_is_refused_before_anything_is_made(
 # ---------------------------------------------------------------- inventory
 
 
-def test_inventory_lists_hosts_with_ssm_connection(provisioned, aws_moto_server, aws_env, aws_client):
-    env = aws_env | {"AWS_URL": aws_moto_server, "SLM_CLUSTER": CLUSTER}
+def list_inventory(env):
+    """`ansible-inventory --list` of the aws_ec2 inventory, unwrapped."""
     proc = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", "inventories/aws/slm.aws_ec2.yml", "--list"],
         cwd=REPO,
@@ -264,7 +264,12 @@ def test_inventory_lists_hosts_with_ssm_connection(provisioned, aws_moto_server,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    inventory = unwrap(json.loads(proc.stdout))
+    return unwrap(json.loads(proc.stdout))
+
+
+def test_inventory_lists_hosts_with_ssm_connection(provisioned, aws_moto_server, aws_env, aws_client):
+    env = aws_env | {"AWS_URL": aws_moto_server, "SLM_CLUSTER": CLUSTER}
+    inventory = list_inventory(env)
     instances = {i["InstanceId"]: i for i in live_instances(aws_client("ec2"), CLUSTER)}
     hostvars = inventory["_meta"]["hostvars"]
     assert set(hostvars) == set(instances), "only this cluster's running instances, named by instance id"
@@ -281,17 +286,7 @@ def test_inventory_lists_hosts_with_ssm_connection(provisioned, aws_moto_server,
 
 def test_inventory_of_another_cluster_is_empty(provisioned, aws_moto_server, aws_env):
     env = aws_env | {"AWS_URL": aws_moto_server, "SLM_CLUSTER": "no-such-cluster"}
-    proc = subprocess.run(
-        [str(BIN / "ansible-inventory"), "-i", "inventories/aws/slm.aws_ec2.yml", "--list"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert unwrap(json.loads(proc.stdout))["_meta"]["hostvars"] == {}
+    assert list_inventory(env)["_meta"]["hostvars"] == {}
 
 
 # ---------------------------------------------------------------- cleanup
