@@ -339,6 +339,12 @@ class Machine:
         for src, dst in ((ccache, "/var/cache/ccache"), (pipcache, "/root/.cache/pip")):
             src.mkdir(parents=True, exist_ok=True)
             cmd.append(f"--bind={src}:{dst}")
+        for bind in state.get("binds", []) + state.get("binds_ro", []):
+            # A cache folder that a later step fills (the fixtures, made in a scenario's
+            # prepare) is created empty here, so the machine boots and sees it filled.
+            src = Path(bind.split(":", 1)[0])
+            if not src.exists() and CACHE_ROOT in src.parents:
+                src.mkdir(parents=True, exist_ok=True)
         cmd += [f"--bind={b}" for b in state.get("binds", [])]
         cmd += [f"--bind-ro={b}" for b in state.get("binds_ro", [])]
         console = open(self.dir / "console.log", "ab")
