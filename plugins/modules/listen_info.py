@@ -33,7 +33,7 @@ options:
     required: true
   expect:
     description:
-      - Map of port to the systemd unit that may listen on it (for example C({"8080": "llama-server@0.service"})).
+      - 'Map of port to the systemd unit that may listen on it, for example C(8080: llama-server@0.service).'
       - A listener on such a port held by any other unit or process, or by a process this host cannot see, is listed
         in RV(foreign).
     type: dict
