@@ -260,6 +260,7 @@ class Metrics:
         self.unroutable_replies = 0
         self.in_flight = 0
         self.paused = 1
+        self.connected = 0
         self.depth: int | None = None
         self.dead_depth: int | None = None
         self.servers_up: dict[str, bool] = {}
@@ -303,6 +304,9 @@ class Metrics:
                 "# HELP slm_queue_paused 1 while consumption is paused (no healthy server, or stopping).",
                 "# TYPE slm_queue_paused gauge",
                 f"slm_queue_paused {self.paused}",
+                "# HELP slm_queue_connected 1 while the worker holds its connection to the broker (topology declared).",
+                "# TYPE slm_queue_connected gauge",
+                f"slm_queue_connected {self.connected}",
                 "# HELP slm_queue_server_up 1 when the llama-server answers /health.",
                 "# TYPE slm_queue_server_up gauge",
             ]
@@ -772,11 +776,13 @@ class Worker:
         self.consumer_tag = None
         self.metrics.set("in_flight", 0)
         self.metrics.set("paused", 1)
+        self.metrics.set("connected", 0)
         self.connection = pika.BlockingConnection(connection_parameters(self.cfg))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         declare_topology(self.channel, self.cfg)
         self.channel.basic_qos(prefetch_count=int(self.cfg["prefetch"]))
+        self.metrics.set("connected", 1)
         log("connected", host=self.cfg["amqp"]["host"], port=self.cfg["amqp"]["port"], vhost=self.cfg["amqp"]["vhost"])
         next_depth = 0.0
         while not self.stopping.is_set():
@@ -795,6 +801,7 @@ class Worker:
         log("stopped", in_flight_left=self.in_flight)
         with contextlib.suppress(Exception):
             self.connection.close()
+        self.metrics.set("connected", 0)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
@@ -808,11 +815,13 @@ class Worker:
                 self.run_connection()
                 backoff = 1.0
             except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError) as exc:
+                self.metrics.set("connected", 0)
                 log("auth_failed", error=str(exc), user=self.cfg["amqp"]["user"], vhost=self.cfg["amqp"]["vhost"])
                 LOG.flush()
                 return 3
             except (pika.exceptions.AMQPError, OSError) as exc:
                 # Whatever was in flight was not acknowledged: the broker redelivers it.
+                self.metrics.set("connected", 0)
                 log("connection_lost", error=repr(exc), retry_in_s=backoff)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

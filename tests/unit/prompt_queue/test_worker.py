@@ -234,6 +234,7 @@ def test_metrics_render_prometheus_text():
     m.set("dead_depth", 1)
     m.set("in_flight", 2)
     m.set("paused", 0)
+    m.set("connected", 1)
     m.inc("answered", 3)
     m.inc("retried")
     m.dead_lettered("rejected")
@@ -245,6 +246,7 @@ def test_metrics_render_prometheus_text():
     assert 'slm_queue_dead_depth{queue="slm.chat"} 1' in lines
     assert "slm_queue_in_flight 2" in lines
     assert "slm_queue_paused 0" in lines
+    assert "slm_queue_connected 1" in lines
     assert "slm_queue_answered_total 3" in lines
     assert "slm_queue_retried_total 1" in lines
     assert 'slm_queue_dead_lettered_total{kind="rejected"} 1' in lines
@@ -268,6 +270,8 @@ def test_metrics_without_a_depth_poll_omit_the_gauge_sample():
     text = w.Metrics("q").render()
     assert "slm_queue_depth{" not in text
     assert "slm_queue_paused 1" in text
+    # A worker that has not reached the broker yet says so: the role's restart gate waits for 1.
+    assert "slm_queue_connected 0" in text.splitlines()
 
 
 def test_metrics_labels_are_escaped():
