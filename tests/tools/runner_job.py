@@ -26,6 +26,7 @@ import argparse
 import configparser
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,6 +170,9 @@ def run_job(pdd: Path, playbook: str, envvars: dict[str, str]) -> dict:
     return job
 
 
+SMOKE_MESSAGE = re.compile(r"^\S+@\d+ (chatbot|summarization): ")
+
+
 def smoke_answers(events) -> tuple[list[str], list[str]]:
     """The published answers (set_fact) and the assert task's success messages, from the job events."""
     answers: list[str] = []
@@ -180,7 +184,8 @@ def smoke_answers(events) -> tuple[list[str], list[str]]:
         facts = res.get("ansible_facts", {})
         if "llama_server_smoke_answers" in facts:
             answers.extend(facts["llama_server_smoke_answers"])
-        if event["event"] == "runner_item_on_ok" and str(res.get("msg", "")).startswith("port "):
+        # The smoke assert's success message: "<name>@<replica> <example>: <answer>".
+        if event["event"] == "runner_item_on_ok" and SMOKE_MESSAGE.match(str(res.get("msg", ""))):
             messages.append(res["msg"])
     return answers, messages
 
