@@ -22,7 +22,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MATRIX_DIR = REPO / "tests" / "reliability"
-ROWS = yaml.safe_load(Path(os.environ.get("SLM_MATRIX", MATRIX_DIR / "matrix.yml")).read_text())
+
+
+def _load_rows() -> list[dict]:
+    """matrix.yml plus every tests/reliability/matrix.d/*.yml (one file per topic), or SLM_MATRIX alone."""
+    if os.environ.get("SLM_MATRIX"):
+        return yaml.safe_load(Path(os.environ["SLM_MATRIX"]).read_text())
+    files = [MATRIX_DIR / "matrix.yml", *sorted((MATRIX_DIR / "matrix.d").glob("*.yml"))]
+    return [row for f in files for row in (yaml.safe_load(f.read_text()) or [])]
+
+
+ROWS = _load_rows()
 VALIDATE_ROWS = [r for r in ROWS if r.get("test") == "validate"]
 OTHER_ROWS = [r for r in ROWS if r.get("test") != "validate"]
 EXPECTS = {"refused", "rolled_back", "healed"}
