@@ -54,13 +54,14 @@ local-host-rm:
 	$(PYTHON) tests/harness/nspawn.py destroy slm-local
 
 ## ---- test tiers --------------------------------------------------------
+# Every tier runs, even after a failure; SLM_TEST_JOBS tiers at a time (tests/tools/plan.py).
 test: setup
-	@rm -f .cache/tiers.json
-	$(MAKE) --no-print-directory lint unit sanity build-test integration molecule
-	@$(TIER) summary
-	@$(BIN)/python -c 'import collections, yaml; import glob; rows = [r for f in ["tests/reliability/matrix.yml"] + sorted(glob.glob("tests/reliability/matrix.d/*.yml")) for r in (yaml.safe_load(open(f)) or [])]; \
+	@rm -rf .cache/tiers.json .cache/tiers
+	@rc=0; $(TIER) plan || rc=$$?; \
+	$(BIN)/python -c 'import collections, yaml; import glob; rows = [r for f in ["tests/reliability/matrix.yml"] + sorted(glob.glob("tests/reliability/matrix.d/*.yml")) for r in (yaml.safe_load(open(f)) or [])]; \
 	  c = collections.Counter(r["expect"] for r in rows); \
-	  print("reliability matrix: %d rows (%s), every row automated" % (len(rows), ", ".join("%s %d" % kv for kv in sorted(c.items()))))'
+	  print("reliability matrix: %d rows (%s), every row automated" % (len(rows), ", ".join("%s %d" % kv for kv in sorted(c.items()))))'; \
+	exit $$rc
 
 
 lint:
@@ -85,7 +86,7 @@ integration:
 
 molecule:
 	@for s in $(SCENARIOS); do \
-	  $(TIER) run "molecule:$$s" -- molecule test -s $$s || exit 1; \
+	  $(TIER) run "molecule:$$s" -- flock /var/lock/slm-molecule-$$s.lock molecule test -s $$s || exit 1; \
 	done
 
 changelog:

@@ -58,6 +58,9 @@ SHARED_RO = ("/etc/ssl/certs/ca-certificates.crt", "/opt/wheels")
 PIP_CONF = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "/etc/xdg/pip/constraints.txt")
 
 
+BOOT_ATTEMPTS = 2
+
+
 class HarnessError(Exception):
     """A clear, user-facing failure."""
 
@@ -283,7 +286,10 @@ class Machine:
         for deb in src.glob("*.deb"):
             target = archives / deb.name
             if not target.exists():
-                shutil.copy2(deb, target)
+                # Machines run side by side: another may read this archive while it is copied.
+                partial = archives / f".{deb.name}.{os.getpid()}.partial"
+                shutil.copy2(deb, partial)
+                partial.replace(target)
 
     def _attach_disk(self, disk_name: str, size: str) -> dict:
         image = self.dir / "disks" / f"{disk_name}.img"
@@ -347,20 +353,48 @@ class Machine:
                 src.mkdir(parents=True, exist_ok=True)
         cmd += [f"--bind={b}" for b in state.get("binds", [])]
         cmd += [f"--bind-ro={b}" for b in state.get("binds_ro", [])]
-        console = open(self.dir / "console.log", "ab")
         started = time.monotonic()
-        proc = subprocess.Popen(
-            cmd, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        console.close()
-        state["nspawn_pid"] = proc.pid
-        self.save(state)
-        result = self.wait_running()
+        result = self._boot(cmd, state)
         result["boot_seconds"] = round(time.monotonic() - started, 2)
         state = self.load()
         state["boot_seconds"] = result["boot_seconds"]
         self.save(state)
         return result
+
+    def _boot(self, cmd: list[str], state: dict, attempts: int = BOOT_ATTEMPTS) -> dict:
+        """Start nspawn and wait for the machine; a machine that dies during boot (seen once
+        under load, with an empty console) is started once more before giving up."""
+        for attempt in range(1, attempts + 1):
+            with open(self.dir / "console.log", "ab") as console:
+                proc = subprocess.Popen(
+                    cmd, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+            state["nspawn_pid"] = proc.pid
+            self.save(state)
+            try:
+                return self.wait_running()
+            except HarnessError as err:
+                status = proc.poll()
+                if status is None:  # still running but not booted in time: not a crash
+                    raise
+                detail = (
+                    f"nspawn command: {' '.join(cmd)}\nexit status: {status}\n"
+                    f"console and journal tail:\n{self.console_tail()}\n{self._journal_tail()}"
+                )
+                if attempt == attempts:
+                    raise HarnessError(
+                        f"machine {self.name} died during boot {attempts} times; giving up.\n{detail}"
+                    ) from err
+                log(f"{self.name} died during boot (attempt {attempt}/{attempts}); starting it again.\n{detail}")
+                time.sleep(2)
+        raise AssertionError("unreachable")
+
+    def _journal_tail(self, lines: int = 30) -> str:
+        journal = self.root / "var/log/journal"
+        if not journal.is_dir():
+            return "(no persistent journal in the machine)"
+        proc = run(["journalctl", "-D", str(journal), "-n", str(lines), "--no-pager"], check=False)
+        return proc.stdout or proc.stderr
 
     def _ensure_loop(self, disk: dict) -> None:
         out = run(["losetup", "-j", disk["image"]], check=False).stdout.strip()

@@ -12,9 +12,15 @@ HEAVY = {"llama_cpp", "model", "e2e", "prompt_queue", "awx_runner"}
 # Defined for users with a container runtime and a registry; cannot run here.
 SKIP = {"host_roles_rhel", "bench_dev"}
 
+import os
+
 root = Path(__file__).resolve().parents[2] / "molecule"
 found = sorted(p.parent.name for p in root.glob("*/molecule.yml") if p.parent.name not in SKIP)
 known = [s for s in ORDER if s in found and s not in HEAVY]
 extra = [s for s in found if s not in ORDER]
 heavy = [s for s in ORDER if s in found and s in HEAVY]
-print(" ".join(known + extra + heavy))
+# SCENARIOS="a b" (as for `make molecule`) narrows the list.
+SELECTED = os.environ["SCENARIOS"].split() if os.environ.get("SCENARIOS") else known + extra + heavy
+
+if __name__ == "__main__":
+    print(" ".join(SELECTED))
