@@ -1,4 +1,4 @@
-"""Unit tests for roles/storage/files/storage_probe.py: device selection and safety facts.
+"""Unit tests for plugins/module_utils/data_volume.py: device selection and safety facts.
 
 The probe is run against fake hosts (lsblk tree, /dev nodes, by-id links, /proc and /etc files,
 blkid / wipefs / findfs answers), so EC2 layouts that the nspawn machines cannot reproduce
@@ -8,22 +8,11 @@ blkid / wipefs / findfs answers), so EC2 layouts that the nspawn machines cannot
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import json
 import posixpath
-from pathlib import Path
 
 import pytest
-
-# Found from here or from tests/unit/roles/ (wherever the collection keeps this file).
-PROBE_PATH = next(
-    parent / "roles" / "storage" / "files" / "storage_probe.py"
-    for parent in Path(__file__).resolve().parents
-    if (parent / "roles" / "storage" / "files" / "storage_probe.py").is_file()
-)
-spec = importlib.util.spec_from_file_location("storage_probe", PROBE_PATH)
-probe_mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe_mod)
+from ansible_collections.slm.edge.plugins.module_utils import data_volume as probe_mod
 
 G = 1024**3
 EBS = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_"
@@ -114,9 +103,13 @@ def fake_probe(host):
     return FakeProbe
 
 
-def select(monkeypatch, host, *args):
-    monkeypatch.setattr(probe_mod, "Probe", fake_probe(host))
-    return probe_mod.select(probe_mod.parse_args([*args]))
+OPTIONS = {"--mount-path": "mount_path", "--volume-id": "volume_id", "--device": "device", "--min-size": "min_size"}
+
+
+def select(host, *args):
+    """The selection on ``host``; ``args`` are option/value pairs as the role passes them."""
+    params = {OPTIONS[args[i]]: args[i + 1] for i in range(0, len(args), 2)}
+    return probe_mod.select(fake_probe(host)(runner=None), **params)
 
 
 def fs(kind, uuid):
@@ -147,9 +140,9 @@ def g4dn(data="nvme1n1", store="nvme2n1"):
 
 
 # ------------------------------------------------------------------ selection
-def test_volume_id_finds_the_volume_whatever_its_nvme_name(monkeypatch):
+def test_volume_id_finds_the_volume_whatever_its_nvme_name():
     for data, store in (("nvme1n1", "nvme2n1"), ("nvme2n1", "nvme1n1")):
-        result = select(monkeypatch, g4dn(data, store), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
+        result = select(g4dn(data, store), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
         assert result["error"] == ""
         assert result["selection"] == "volume_id"
         assert result["device"] == f"/dev/{data}"
@@ -157,25 +150,25 @@ def test_volume_id_finds_the_volume_whatever_its_nvme_name(monkeypatch):
         assert result["device_info"]["size"] == 300 * G
 
 
-def test_volume_id_falls_back_to_the_nvme_serial_in_sysfs(monkeypatch):
+def test_volume_id_falls_back_to_the_nvme_serial_in_sysfs():
     host = g4dn()
     host.links = {}
     host.files["/sys/block/nvme1n1/device/serial"] = "vol0123456789abcdef0        \n"
     host.files["/sys/block/nvme2n1/device/serial"] = "AWS1234567890ABCDEF\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
+    result = select(host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
     assert result["error"] == ""
     assert result["device"] == "/dev/nvme1n1"
 
 
-def test_volume_id_not_attached_is_an_error(monkeypatch):
-    result = select(monkeypatch, g4dn(), "--mount-path", "/opt/slm", "--volume-id", "vol-0fffffffffffffff0")
+def test_volume_id_not_attached_is_an_error():
+    result = select(g4dn(), "--mount-path", "/opt/slm", "--volume-id", "vol-0fffffffffffffff0")
     assert result["device"] == ""
     assert "storage_volume_id=vol-0fffffffffffffff0 is not attached" in result["error"]
     assert "storage_device" in result["error"]
 
 
-def test_automatic_refuses_two_candidates_and_lists_every_disk(monkeypatch):
-    result = select(monkeypatch, g4dn(), "--mount-path", "/opt/slm")
+def test_automatic_refuses_two_candidates_and_lists_every_disk():
+    result = select(g4dn(), "--mount-path", "/opt/slm")
     assert result["device"] == ""
     assert result["candidates"] == ["/dev/nvme1n1", "/dev/nvme2n1"]
     message = result["error"]
@@ -186,32 +179,32 @@ def test_automatic_refuses_two_candidates_and_lists_every_disk(monkeypatch):
     assert "Set storage_volume_id" in message and "storage_device" in message
 
 
-def test_automatic_with_no_candidate_says_so(monkeypatch):
+def test_automatic_with_no_candidate_says_so():
     host = FakeHost([g4dn().tree[0]])
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert "found no candidate disk" in result["error"]
 
 
-def test_automatic_picks_the_single_candidate(monkeypatch):
+def test_automatic_picks_the_single_candidate():
     host = g4dn()
     host.tree.pop()  # no instance store (a g5 without local disk)
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert result["error"] == ""
     assert (result["selection"], result["device"]) == ("automatic", "/dev/nvme1n1")
 
 
-def test_host_devices_without_a_dev_node_are_ignored(monkeypatch):
+def test_host_devices_without_a_dev_node_are_ignored():
     """Inside a container lsblk also lists the host's disks."""
     host = g4dn().without_node("/dev/nvme2n1")
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert [d["path"] for d in result["disks"]] == ["/dev/nvme0n1", "/dev/nvme1n1"]
     assert result["device"] == "/dev/nvme1n1"
 
 
-def test_a_node_with_another_device_number_is_not_that_device(monkeypatch):
+def test_a_node_with_another_device_number_is_not_that_device():
     host = g4dn()
     host.nodes["/dev/nvme2n1"] = "7:0"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert result["candidates"] == ["/dev/nvme1n1"]
 
 
@@ -227,10 +220,10 @@ def test_a_node_with_another_device_number_is_not_that_device(monkeypatch):
         ((4, "", "usage"), "could not be probed"),
     ],
 )
-def test_signatures_that_are_not_a_file_system_exclude_a_disk(monkeypatch, answer, reason):
+def test_signatures_that_are_not_a_file_system_exclude_a_disk(answer, reason):
     host = g4dn()
     host.blkid["/dev/nvme2n1"] = answer
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     store = next(d for d in result["disks"] if d["path"] == "/dev/nvme2n1")
     assert store["candidate"] is False
     assert reason in store["reason"]
@@ -238,39 +231,39 @@ def test_signatures_that_are_not_a_file_system_exclude_a_disk(monkeypatch, answe
     assert result["device"] == "/dev/nvme1n1"
 
 
-def test_wipefs_alone_finding_a_signature_makes_a_disk_not_empty(monkeypatch):
+def test_wipefs_alone_finding_a_signature_makes_a_disk_not_empty():
     host = g4dn()
     host.wipefs["/dev/nvme1n1"] = "0x0,,,xfs\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--device", "/dev/nvme1n1")
+    result = select(host, "--mount-path", "/opt/slm", "--device", "/dev/nvme1n1")
     info = result["device_info"]
     assert info["empty"] is False
     assert [s["type"] for s in info["signatures"]] == ["xfs"]
     assert info["signatures"][0]["found_by"] == ["wipefs"]
 
 
-def test_udev_fstype_alone_makes_a_disk_not_empty(monkeypatch):
+def test_udev_fstype_alone_makes_a_disk_not_empty():
     host = g4dn()
     host.tree[1]["fstype"] = "ext4"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
+    result = select(host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
     assert result["device_info"]["empty"] is False
 
 
-def test_mounted_swap_and_partitioned_disks_are_excluded(monkeypatch):
+def test_mounted_swap_and_partitioned_disks_are_excluded():
     host = g4dn()
     host.files["/proc/swaps"] += "/dev/nvme2n1 partition 100 0 -2\n"
     host.tree[1]["children"] = [node("nvme1n1p1", "259:5", 300 * G - 2**20, kind="part")]
     host.nodes["/dev/nvme1n1p1"] = "259:5"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     reasons = {d["path"]: d["reason"] for d in result["disks"]}
     assert reasons["/dev/nvme2n1"] == "active swap"
     assert reasons["/dev/nvme1n1"] == "has partitions or holders: /dev/nvme1n1p1"
 
 
-def test_small_disks_and_other_types_are_excluded(monkeypatch):
+def test_small_disks_and_other_types_are_excluded():
     host = g4dn()
     host.tree.append(node("loop0", "7:0", 2 * G, kind="loop"))
     host.nodes["/dev/loop0"] = "7:0"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--min-size", "400G")
+    result = select(host, "--mount-path", "/opt/slm", "--min-size", "400G")
     reasons = {d["path"]: d["reason"] for d in result["disks"]}
     assert reasons["/dev/nvme1n1"] == "smaller than storage_min_size (400.0G)"
     assert reasons["/dev/loop0"] == "type loop is not in storage_auto_device_types"
@@ -278,86 +271,84 @@ def test_small_disks_and_other_types_are_excluded(monkeypatch):
 
 
 # ------------------------------------------------------------------ reruns, reboots, fstab
-def test_the_volume_mounted_at_the_mount_path_is_chosen_again(monkeypatch):
+def test_the_volume_mounted_at_the_mount_path_is_chosen_again():
     host = g4dn()
     host.files["/proc/self/mountinfo"] += "40 22 259:2 / /opt/slm rw,noatime - xfs /dev/nvme1n1 rw\n"
     host.blkid["/dev/nvme1n1"] = fs("xfs", "u-1")
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm/")
+    result = select(host, "--mount-path", "/opt/slm/")
     assert (result["selection"], result["device"]) == ("mounted", "/dev/nvme1n1")
     info = result["device_info"]
     assert (info["fs_type"], info["fs_uuid"], info["mountpoints"]) == ("xfs", "u-1", ["/opt/slm"])
-    assert result["mount_path"]["mounted"] is True
+    assert result["mount_path_state"]["mounted"] is True
 
 
-def test_after_a_reboot_the_fstab_uuid_is_followed(monkeypatch):
+def test_after_a_reboot_the_fstab_uuid_is_followed():
     host = g4dn()
     host.blkid["/dev/nvme2n1"] = fs("xfs", "u-2")
     host.files["/etc/fstab"] = "UUID=u-2 /opt/slm xfs defaults,noatime,nofail 0 0\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert (result["selection"], result["device"]) == ("fstab", "/dev/nvme2n1")
-    assert result["mount_path"]["fstab"]["device"] == "/dev/nvme2n1"
+    assert result["mount_path_state"]["fstab"]["device"] == "/dev/nvme2n1"
 
 
-def test_an_fstab_volume_that_is_missing_is_not_replaced(monkeypatch):
+def test_an_fstab_volume_that_is_missing_is_not_replaced():
     host = g4dn()
     host.files["/etc/fstab"] = "UUID=gone /opt/slm xfs defaults,nofail 0 0\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert result["device"] == ""
     assert "from UUID=gone, which is not attached" in result["error"]
 
 
-def test_an_fstab_device_name_that_now_points_at_an_empty_disk_is_refused(monkeypatch):
+def test_an_fstab_device_name_that_now_points_at_an_empty_disk_is_refused():
     """The runbook's /dev/nvme1n1 in fstab, after a reboot that swapped the NVMe names."""
     host = g4dn()
     host.files["/etc/fstab"] = "/dev/nvme1n1 /opt/slm xfs defaults 0 0\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm")
+    result = select(host, "--mount-path", "/opt/slm")
     assert result["device"] == ""
     assert "holds no file system" in result["error"]
     assert "not stable across reboots" in result["error"]
 
 
-def test_mount_path_busy_with_another_device_is_an_error(monkeypatch):
+def test_mount_path_busy_with_another_device_is_an_error():
     host = g4dn()
     host.files["/proc/self/mountinfo"] += "40 22 259:3 / /opt/slm rw - xfs /dev/nvme2n1 rw\n"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
+    result = select(host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
     assert result["device"] == ""
     assert "/opt/slm is already a mount point of /dev/nvme2n1, not of /dev/nvme1n1" in result["error"]
 
 
-def test_entries_in_an_unmounted_mount_path_are_counted(monkeypatch):
+def test_entries_in_an_unmounted_mount_path_are_counted():
     host = g4dn()
     host.dirs["/opt/slm"] = 3
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
-    assert result["mount_path"]["entries"] == 3
+    result = select(host, "--mount-path", "/opt/slm", "--volume-id", DATA_VOL)
+    assert result["mount_path_state"]["entries"] == 3
 
 
 # ------------------------------------------------------------------ explicit device
-def test_explicit_device_through_a_link(monkeypatch):
+def test_explicit_device_through_a_link():
     host = g4dn()
     host.links["/dev/sdf"] = "nvme1n1"
-    result = select(monkeypatch, host, "--mount-path", "/opt/slm", "--device", "/dev/sdf")
+    result = select(host, "--mount-path", "/opt/slm", "--device", "/dev/sdf")
     assert (result["selection"], result["device"]) == ("device", "/dev/nvme1n1")
 
 
-def test_explicit_root_partition_reports_it_is_mounted_at_root(monkeypatch):
-    result = select(monkeypatch, g4dn(), "--mount-path", "/opt/slm", "--device", "/dev/nvme0n1p1")
+def test_explicit_root_partition_reports_it_is_mounted_at_root():
+    result = select(g4dn(), "--mount-path", "/opt/slm", "--device", "/dev/nvme0n1p1")
     info = result["device_info"]
     assert info["root"] is True
     assert info["mountpoints"] == ["/"]
 
 
-def test_explicit_missing_device_is_an_error(monkeypatch):
-    result = select(monkeypatch, g4dn(), "--mount-path", "/opt/slm", "--device", "/dev/xvdf")
+def test_explicit_missing_device_is_an_error():
+    result = select(g4dn(), "--mount-path", "/opt/slm", "--device", "/dev/xvdf")
     assert "storage_device=/dev/xvdf (/dev/xvdf) is not a block device" in result["error"]
 
 
-def test_volume_id_and_device_must_agree(monkeypatch):
-    result = select(
-        monkeypatch, g4dn(), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL, "--device", "/dev/nvme2n1"
-    )
+def test_volume_id_and_device_must_agree():
+    result = select(g4dn(), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL, "--device", "/dev/nvme2n1")
     assert result["device"] == ""
     assert "set only one of them" in result["error"]
-    same = select(monkeypatch, g4dn(), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL, "--device", "/dev/nvme1n1")
+    same = select(g4dn(), "--mount-path", "/opt/slm", "--volume-id", DATA_VOL, "--device", "/dev/nvme1n1")
     assert same["device"] == "/dev/nvme1n1"
 
 
@@ -370,17 +361,53 @@ def test_parse_size(text, size):
     assert probe_mod.parse_size(text) == size
 
 
-def test_bad_input_becomes_an_error_not_a_crash(monkeypatch, capsys):
-    monkeypatch.setattr(probe_mod, "Probe", fake_probe(g4dn()))
-    assert probe_mod.main(["--mount-path", "/opt/slm", "--volume-id", "vol-xyz"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert "is not an EBS volume id" in result["error"]
-    assert result["device"] == ""
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"volume_id": "vol-xyz"}, "volume_id='vol-xyz' is not an EBS volume id"),
+        ({"min_size": "ten gigs"}, "min_size='ten gigs' is not a size such as 10G"),
+    ],
+)
+def test_malformed_parameters_are_refused_before_probing(params, message):
+    with pytest.raises(probe_mod.ParameterError, match=message):
+        probe_mod.check_parameters(params.get("volume_id", ""), params.get("min_size", "10G"))
 
 
-def test_the_probe_only_reads(monkeypatch):
+def test_the_runner_answers_the_tool_lookup_and_commands():
+    class Runner:
+        def __init__(self):
+            self.calls = []
+
+        def which(self, name):
+            return None if name == "wipefs" else "/usr/sbin/" + name
+
+        def run(self, argv):
+            self.calls.append(argv)
+            return 0, json.dumps({"blockdevices": []}), ""
+
+    runner = Runner()
+
+    class NoFiles(probe_mod.Probe):
+        @staticmethod
+        def read_text(path):
+            return MOUNTINFO_ROOT if path == "/proc/self/mountinfo" else None
+
+    probe = NoFiles(runner)
+    assert probe.tree == []
+    assert runner.calls[0][0] == "/usr/sbin/lsblk"
+    with pytest.raises(probe_mod.ProbeError, match="wipefs is not installed"):
+        probe.tool("wipefs")
+
+
+def test_a_probe_failure_is_an_error_not_a_crash():
+    result = probe_mod.probe_failed(probe_mod.ProbeError("lsblk is not installed"))
+    assert result["error"] == "The data volume could not be probed: lsblk is not installed"
+    assert (result["device"], result["device_info"], result["disks"]) == ("", {}, [])
+
+
+def test_the_probe_only_reads():
     host = g4dn()
-    select(monkeypatch, host, "--mount-path", "/opt/slm")
+    select(host, "--mount-path", "/opt/slm")
     used = {argv[0] for argv in host.commands}
     assert used <= {"blkid", "wipefs", "findfs"}
     assert all("--no-act" in argv for argv in host.commands if argv[0] == "wipefs")
