@@ -118,8 +118,16 @@ def config_table(result):
     return _table(header, rows)
 
 
+RATIO_DIGITS = 3
+
+
 def comparison_rows(result_a, result_b):
-    """Per (workload, concurrency) present in both: aggregate tok/s and p95 E2E of A and B and B/A."""
+    """Per (workload, concurrency) present in both: aggregate tok/s and p95 E2E of A and B and B/A.
+
+    This is the one definition of the B/A comparison: the Markdown report renders these rows, and
+    the slm.edge.bench_comparisons filter gives them to the benchmark role for run.json and its
+    summary. Ratios are rounded to ``RATIO_DIGITS`` decimals.
+    """
     levels_b = {level_key(lv): lv for lv in result_b.get("levels") or []}
     rows = []
     for level_a in result_a.get("levels") or []:
@@ -136,13 +144,52 @@ def comparison_rows(result_a, result_b):
                 "concurrency": level_a.get("concurrency"),
                 "aggregate_output_tps_a": tps_a,
                 "aggregate_output_tps_b": tps_b,
-                "aggregate_output_tps_ratio": ratio(tps_b, tps_a),
+                "aggregate_output_tps_ratio": _round_ratio(ratio(tps_b, tps_a)),
                 "e2e_p95_ms_a": p95_a,
                 "e2e_p95_ms_b": p95_b,
-                "e2e_p95_ratio": ratio(p95_b, p95_a),
+                "e2e_p95_ratio": _round_ratio(ratio(p95_b, p95_a)),
             }
         )
     return rows
+
+
+def _round_ratio(value):
+    return None if value is None else round(value, RATIO_DIGITS)
+
+
+def comparisons(results):
+    """Every configuration after the first (B) against the first (A): comparison_rows with labels.
+
+    ``results`` are results documents or the role's per-configuration records (a C(label) and
+    C(levels)); each row gains C(a) and C(b), the labels of A and B.
+    """
+    results = [normalize(r) for r in results]
+    if len(results) < 2:
+        return []
+    base = results[0]
+    label_a = label_of(base, 0)
+    rows = []
+    for index, other in enumerate(results[1:], start=1):
+        label_b = label_of(other, index)
+        for row in comparison_rows(base, other):
+            rows.append(dict({"a": label_a, "b": label_b}, **row))
+    return rows
+
+
+def comparison_line(row):
+    """One sentence for a row of comparisons()."""
+    return "%s vs %s, %s at concurrency %s: aggregate tok/s B/A %s (%s -> %s), p95 E2E B/A %s (%s -> %s ms)" % (
+        row["b"],
+        row["a"],
+        row["workload"],
+        row["concurrency"],
+        fmt_ratio(row["aggregate_output_tps_ratio"]),
+        row["aggregate_output_tps_a"],
+        row["aggregate_output_tps_b"],
+        fmt_ratio(row["e2e_p95_ratio"]),
+        row["e2e_p95_ms_a"],
+        row["e2e_p95_ms_b"],
+    )
 
 
 def comparison_table(result_a, result_b):
