@@ -15,7 +15,7 @@ Units used throughout:
 * model size is bytes.
 """
 
-import math
+import statistics
 
 PERCENTILES = (50, 95, 99)
 
@@ -23,28 +23,31 @@ PERCENTILES = (50, 95, 99)
 def percentile(values, pct):
     """Return the ``pct`` percentile of ``values`` by linear interpolation.
 
-    The values are sorted; the fractional rank is ``r = (n - 1) * pct / 100``
-    and the result interpolates linearly between the values at ``floor(r)`` and
-    ``ceil(r)``. This is the "linear" method of numpy.percentile (type 7 of
-    Hyndman and Fan, Excel PERCENTILE.INC): p0 is the minimum, p100 the
-    maximum, p50 of an even count is the mean of the two middle values.
+    ``statistics.quantiles(data, n=..., method="inclusive")`` of the standard
+    library: the fractional rank is ``r = (n - 1) * pct / 100`` and the result
+    interpolates linearly between the sorted values around it. This is the
+    "linear" method of numpy.percentile (type 7 of Hyndman and Fan, Excel
+    PERCENTILE.INC): p0 is the minimum, p100 the maximum, p50 of an even count
+    is the mean of the two middle values.
 
-    ``None`` entries are ignored. Returns ``None`` for an empty input.
-    Raises ``ValueError`` when ``pct`` is outside [0, 100].
+    ``pct`` may have up to four decimals (99.9, 99.99). ``None`` entries are
+    ignored. Returns ``None`` for an empty input. Raises ``ValueError`` when
+    ``pct`` is outside [0, 100] or has more decimals.
     """
     if pct < 0 or pct > 100:
         raise ValueError("percentile must be within [0, 100], got %r" % (pct,))
     data = sorted(float(v) for v in values if v is not None)
     if not data:
         return None
-    if len(data) == 1:
+    if len(data) == 1 or pct == 0:
         return data[0]
-    rank = (len(data) - 1) * (pct / 100.0)
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    if low == high:
-        return data[low]
-    return data[low] + (data[high] - data[low]) * (rank - low)
+    if pct == 100:
+        return data[-1]
+    for parts in (100, 1000, 10000, 100000, 1000000):
+        cut = pct * parts / 100.0
+        if abs(cut - round(cut)) < 1e-6:
+            return statistics.quantiles(data, n=parts, method="inclusive")[round(cut) - 1]
+    raise ValueError("percentile must have at most four decimals, got %r" % (pct,))
 
 
 def distribution(values, ndigits=3):

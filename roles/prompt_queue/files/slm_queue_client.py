@@ -43,14 +43,13 @@ def summarize(latencies: list[float]) -> dict[str, float]:
     if not latencies:
         return {}
     ordered = sorted(latencies)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))], 4)
+    # Linear interpolation between closest ranks (numpy's default), as the benchmark module reports.
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
 
     return {
         "min": round(ordered[0], 4),
-        "p50": pct(0.5),
-        "p95": pct(0.95),
+        "p50": round(cuts[49], 4),
+        "p95": round(cuts[94], 4),
         "max": round(ordered[-1], 4),
         "mean": round(statistics.fmean(ordered), 4),
     }

@@ -412,8 +412,10 @@ def test_client_summarize_percentiles():
     s = c.summarize([float(i) for i in range(1, 101)])
     assert s["min"] == 1.0
     assert s["max"] == 100.0
-    assert s["p50"] in (50.0, 51.0)
-    assert s["p95"] in (95.0, 96.0)
+    assert s["p50"] == 50.5  # linear interpolation, statistics.quantiles(method="inclusive")
+    assert s["p95"] == 95.05
+    one = c.summarize([2.5])
+    assert (one["min"], one["p50"], one["p95"], one["max"]) == (2.5, 2.5, 2.5, 2.5)
     assert c.summarize([]) == {}
 
 

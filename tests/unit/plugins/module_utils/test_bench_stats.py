@@ -145,3 +145,14 @@ def test_single_stream_decode_tps_picks_concurrency_one():
     assert bs.single_stream_decode_tps(levels) == 44.0
     assert bs.single_stream_decode_tps(levels, workload="chatbot") == 45.0
     assert bs.single_stream_decode_tps(levels[:1]) is None
+
+
+def test_percentile_is_the_standard_library_inclusive_quantile():
+    import statistics  # noqa: PLC0415
+
+    data = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    cuts = statistics.quantiles(data, n=100, method="inclusive")
+    assert [bs.percentile(data, p) for p in range(1, 100)] == cuts
+    assert bs.percentile(data, 99.9) == pytest.approx(statistics.quantiles(data, n=1000, method="inclusive")[998])
+    with pytest.raises(ValueError, match="at most four decimals"):
+        bs.percentile(data, 12.3456789)
