@@ -1,40 +1,47 @@
-"""A tiny GGUF writer for tests (independent of plugins/module_utils/gguf.py).
+"""GGUF fixtures for the tests, written by llama.cpp's own gguf-py.
 
-Follows ggml's docs/gguf.md: magic, version, tensor count, kv count, key/value
-pairs, tensor infos, padding to the alignment, tensor data (zeros here).
+`GGUFWriter` here only collects what a test wants (key/values with explicit GGUF value types,
+tensor infos with explicit ggml types, byte order, alignment) and hands it to `gguf.GGUFWriter`,
+which writes the file; the reader under test (plugins/module_utils/gguf.py) never writes its own
+fixtures. What gguf-py will not write on purpose (another magic or version, for the refusals) is
+patched into its output afterwards.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+import sys
+import tempfile
 from pathlib import Path
 
-UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
+import numpy as np
 
-SCALAR_FORMATS = {
-    UINT8: "B",
-    INT8: "b",
-    UINT16: "H",
-    INT16: "h",
-    UINT32: "I",
-    INT32: "i",
-    FLOAT32: "f",
-    BOOL: "?",
-    UINT64: "Q",
-    INT64: "q",
-    FLOAT64: "d",
-}
+# The gguf-py of the llama.cpp tree the test fixtures vendor (tests/fixtures/llama_src.py) is the
+# reference for the type tables; without that tree, the pinned `gguf` package writes the fixtures.
+_CACHE = Path(os.environ.get("SLM_TEST_CACHE", "/var/cache/slm-edge-test"))
+VENDORED_GGUF_PY = _CACHE / "fixtures" / "llama.cpp-0c1e57098" / "gguf-py"
+if (VENDORED_GGUF_PY / "gguf" / "__init__.py").is_file() and str(VENDORED_GGUF_PY) not in sys.path:
+    sys.path.insert(0, str(VENDORED_GGUF_PY))
 
-# ggml type id -> (block size, bytes per block), the few types the tests use.
-GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_Q4_K, GGML_BF16 = 0, 1, 2, 8, 12, 30
-BLOCKS = {
-    GGML_F32: (1, 4),
-    GGML_F16: (1, 2),
-    GGML_Q4_0: (32, 18),
-    GGML_Q8_0: (32, 34),
-    GGML_Q4_K: (256, 144),
-    GGML_BF16: (1, 2),
-}
+import gguf as gguf_py
+
+FROM_LLAMA_CPP_TREE = Path(gguf_py.__file__).resolve().is_relative_to(VENDORED_GGUF_PY.resolve())
+
+VT = gguf_py.GGUFValueType
+UINT8, INT8, UINT16, INT16, UINT32, INT32 = VT.UINT8, VT.INT8, VT.UINT16, VT.INT16, VT.UINT32, VT.INT32
+FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = (
+    VT.FLOAT32,
+    VT.BOOL,
+    VT.STRING,
+    VT.ARRAY,
+    VT.UINT64,
+    VT.INT64,
+    VT.FLOAT64,
+)
+
+QT = gguf_py.GGMLQuantizationType
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_Q4_K, GGML_BF16 = QT.F32, QT.F16, QT.Q4_0, QT.Q8_0, QT.Q4_K, QT.BF16
 
 
 class GGUFWriter:
@@ -44,7 +51,7 @@ class GGUFWriter:
         self.alignment = alignment
         self.magic = magic
         self.kvs = []  # (key, type, value)
-        self.tensors = []  # (name, dims, ggml type)
+        self.tensors = []  # (name, dims with ne0 first, ggml type)
 
     # -- building ----------------------------------------------------------
     def add(self, key, value_type, value):
@@ -58,56 +65,79 @@ class GGUFWriter:
         self.tensors.append((name, tuple(dims), ggml_type))
         return self
 
-    # -- encoding ----------------------------------------------------------
-    def _pack(self, fmt, *values):
-        return struct.pack(self.endian + fmt, *values)
-
-    def _string(self, text):
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        return self._pack("Q", len(data)) + data
-
-    def _value(self, value_type, value):
-        if value_type == STRING:
-            return self._string(value)
-        if value_type == ARRAY:
-            element_type, values = value
-            out = [self._pack("I", element_type), self._pack("Q", len(values))]
-            out.extend(self._value(element_type, v) for v in values)
-            return b"".join(out)
-        return self._pack(SCALAR_FORMATS[value_type], value)
-
     @staticmethod
     def tensor_nbytes(dims, ggml_type):
         count = 1
         for dim in dims:
             count *= dim
-        block, size = BLOCKS[ggml_type]
+        block, size = gguf_py.GGML_QUANT_SIZES[QT(ggml_type)]
         return count // block * size
 
-    def header(self):
-        out = [self.magic, self._pack("I", self.version), self._pack("Q", len(self.tensors))]
-        out.append(self._pack("Q", len(self.kvs)))
-        for key, value_type, value in self.kvs:
-            out.append(self._string(key) + self._pack("I", value_type) + self._value(value_type, value))
-        offset = 0
-        self.offsets = []
-        for name, dims, ggml_type in self.tensors:
-            self.offsets.append(offset)
-            out.append(self._string(name) + self._pack("I", len(dims)))
-            out.extend(self._pack("Q", d) for d in dims)
-            out.append(self._pack("I", ggml_type) + self._pack("Q", offset))
-            offset += self._align(self.tensor_nbytes(dims, ggml_type))
-        self.data_size = offset
-        return b"".join(out)
+    # -- writing through gguf-py -------------------------------------------
+    @classmethod
+    def _byte_shape(cls, dims, qtype):
+        """numpy shape of the raw bytes: outer dimensions first, the row (ne0) in bytes last."""
+        return (*reversed(dims[1:]), cls.tensor_nbytes(dims[:1], qtype))
 
-    def _align(self, number):
-        return -(-number // self.alignment) * self.alignment
+    def _writer(self, path):
+        endianess = gguf_py.GGUFEndian.BIG if self.endian == ">" else gguf_py.GGUFEndian.LITTLE
+        kvs = dict((key, (value_type, value)) for key, value_type, value in self.kvs)
+        arch = kvs.get("general.architecture", (STRING, ""))[1]
+        writer = gguf_py.GGUFWriter(str(path), arch, endianess=endianess)
+        if "general.architecture" not in kvs:
+            writer.kv_data[0].pop("general.architecture", None)  # gguf-py always adds one
+        writer.data_alignment = self.alignment
+        for key, value_type, value in self.kvs:
+            if key == "general.architecture":
+                continue
+            if VT(value_type) == ARRAY:
+                element_type, values = value
+                if VT(element_type) == ARRAY:  # arrays of arrays: gguf-py types the inner ones
+                    writer.add_key_value(key, [inner for _type, inner in values], ARRAY, sub_type=ARRAY)
+                else:
+                    writer.add_key_value(key, values, ARRAY, sub_type=VT(element_type))
+            else:
+                writer.add_key_value(key, value, VT(value_type))
+        return writer
+
+    def _patch(self, data):
+        data = bytearray(data)
+        data[0:4] = self.magic
+        data[4:8] = struct.pack(self.endian + "I", self.version)
+        return bytes(data)
+
+    def header(self):
+        """The bytes up to the end of the tensor infos (no padding, no tensor data)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "header.gguf"
+            writer = self._writer(path)
+            for name, dims, ggml_type in self.tensors:
+                qtype = QT(ggml_type)
+                writer.add_tensor_info(
+                    name, self._byte_shape(dims, qtype), np.uint8, self.tensor_nbytes(dims, qtype), qtype
+                )
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            writer.close()
+            return self._patch(path.read_bytes())
 
     def to_bytes(self):
-        header = self.header()
-        padding = b"\0" * (self._align(len(header)) - len(header)) if self.tensors else b""
-        self.data_offset = len(header) + len(padding)
-        return header + padding + b"\0" * self.data_size
+        """The whole file, tensor data (zeros) included, as gguf-py writes it."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.gguf"
+            writer = self._writer(path)
+            for name, dims, ggml_type in self.tensors:
+                qtype = QT(ggml_type)
+                writer.add_tensor(name, np.zeros(self._byte_shape(dims, qtype), dtype=np.uint8), raw_dtype=qtype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+            writer.close()
+            data = path.read_bytes()
+        header = len(self.header())
+        self.data_offset = -(-header // self.alignment) * self.alignment if self.tensors else header
+        return self._patch(data)
 
     def write(self, path):
         path = Path(path)

@@ -54,7 +54,6 @@ def every_type_file(request, tmp_path):
     writer.add_array("a.strings", gw.STRING, ["a", "bb", "x" * 600])
     writer.add_array("a.bool", gw.BOOL, [True, False])
     writer.add_array("a.float64", gw.FLOAT64, [0.5, 1.5])
-    writer.add_array("a.empty", gw.UINT8, [])
     writer.add("a.nested", gw.ARRAY, (gw.ARRAY, [(gw.UINT16, [1, 2]), (gw.STRING, ["p", "q", "r"])]))
     writer.add_array("a.long_strings", gw.STRING, [f"tok{i}" for i in range(5000)])
     writer.add_array("a.long_uint64", gw.UINT64, list(range(100)))
@@ -86,11 +85,25 @@ def test_short_arrays_keep_values(every_type_file):
     assert kvs["a.strings"].values[:2] == ["a", "bb"]
     assert kvs["a.bool"].values == [True, False]
     assert kvs["a.float64"].values == [0.5, 1.5]
-    assert kvs["a.empty"].length == 0
-    assert kvs["a.empty"].values == []
     nested = kvs["a.nested"]
     assert nested.element_type == "array"
     assert [inner.values for inner in nested.values] == [[1, 2], ["p", "q", "r"]]
+
+
+def test_an_empty_array(tmp_path):
+    """The format allows an empty array, which gguf-py refuses to write: a one-element one is cut to length 0."""
+    writer = gw.GGUFWriter()
+    writer.add_array("a.empty", gw.UINT8, [7])
+    writer.add("after.empty", gw.STRING, "still parsed")
+    one = struct.pack("<IIQ", gw.ARRAY, gw.UINT8, 1) + b"\x07"
+    data = writer.to_bytes()
+    assert data.count(one) == 1
+    path = tmp_path / "empty-array.gguf"
+    path.write_bytes(data.replace(one, struct.pack("<IIQ", gw.ARRAY, gw.UINT8, 0)))
+    parsed = gguf.read_gguf(str(path))
+    assert parsed.kvs["a.empty"].length == 0
+    assert parsed.kvs["a.empty"].values == []
+    assert parsed.kvs["after.empty"] == "still parsed"
 
 
 def test_long_arrays_are_skipped_with_their_length(every_type_file):
@@ -365,6 +378,31 @@ def test_file_types_match_llama_h():
     found = {int(v): n for n, v in re.findall(r"^\s*LLAMA_FTYPE_(\w+)\s*=\s*(\d+),", text, re.MULTILINE)}
     found.pop(1024, None)  # GUESSED
     assert found == gguf.LLAMA_FTYPES
+
+
+# -- the tables against gguf-py's constants (the reference implementation) ------
+# Those of the vendored llama.cpp tree: the PyPI gguf 0.19.0 is older than that tree (no Q1_0/Q2_0,
+# and a stale Q8_1 block size of 40 bytes where ggml-common.h asserts 36).
+needs_tree = pytest.mark.skipif(
+    not gw.FROM_LLAMA_CPP_TREE, reason=f"the llama.cpp tree's gguf-py ({gw.VENDORED_GGUF_PY}) is not there"
+)
+
+
+def test_value_types_match_gguf_py():
+    assert {int(t): t.name.lower() for t in gw.VT} == gguf.VALUE_TYPE_NAMES
+
+
+@needs_tree
+def test_ggml_types_match_gguf_py():
+    """Every ggml type gguf-py knows, with its name, block size and bytes per block (GGML_QUANT_SIZES)."""
+    reference = {int(t): (t.name, *gw.gguf_py.GGML_QUANT_SIZES[t]) for t in gw.QT if t in gw.gguf_py.GGML_QUANT_SIZES}
+    assert gguf.GGML_TYPES == reference
+
+
+@needs_tree
+def test_file_types_match_gguf_py():
+    reference = {int(t): t.name for t in gw.gguf_py.LlamaFileType if t.name != "GUESSED"}
+    assert gguf.LLAMA_FTYPES == reference
 
 
 def test_ggml_type_names():
