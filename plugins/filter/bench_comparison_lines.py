@@ -10,9 +10,9 @@ short_description: One sentence per row of slm.edge.bench_comparisons
 version_added: 0.3.0
 author: slm.edge maintainers (!UNKNOWN)
 description:
-  - Turns each row of P(slm.edge.bench_comparisons#filter) into a sentence such as
+  - "Turns each row of P(slm.edge.bench_comparisons#filter) into a sentence such as
     C(tuned vs baseline, chatbot at concurrency 4: aggregate tok/s B/A 1.25x (80.0 -> 100.0), p95 E2E B/A 0.90x
-    (5000.0 -> 4500.0 ms)); an unknown ratio is shown as C(-).
+    (5000.0 -> 4500.0 ms)); an unknown ratio is shown as C(-)."
 options:
   _input:
     description: Rows of P(slm.edge.bench_comparisons#filter).
