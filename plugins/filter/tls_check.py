@@ -179,7 +179,7 @@ def _handshake(cert_pem, key_pem, ca_pem, host):
     client = client_ctx.wrap_bio(c_in, c_out, server_hostname=host.strip("[]") or None)
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
     done = {"client": False, "server": False}
-    for _ in range(20):
+    for _round in range(20):
         for name, side in (("client", client), ("server", server)):
             if done[name]:
                 continue
@@ -258,7 +258,7 @@ def tls_check(cert, key="", ca="", host=""):
             )
 
     if ca.strip():
-        _, out["ca"] = _certs(ca, "the CA bundle")
+        out["ca"] = _certs(ca, "the CA bundle")[1]
     if ca.strip() and not out["ca"] and certs and private is not None and not (out["cert"] or out["match"]):
         out["chain"] = _handshake(cert, key, ca, host)
     return out
