@@ -100,7 +100,11 @@ def private_data_dir(base: Path, machine: str, group: str, extravars: dict) -> P
         }
     }
     (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    (pdd / "env" / "extravars").write_text(awx_safe_dump(extravars))
+    extravars_file = pdd / "env" / "extravars"
+    # As the controller writes it: readable by the job's user only (it holds the job's secrets).
+    extravars_file.touch(mode=0o600)
+    extravars_file.chmod(0o600)
+    extravars_file.write_text(awx_safe_dump(extravars))
     (pdd / "requirements_collections").mkdir(exist_ok=True)
     return pdd
 
@@ -133,7 +137,7 @@ def clean_process_environment() -> None:
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def run_job(pdd: Path, playbook: str, envvars: dict[str, str]) -> dict:
+def run_job(pdd: Path, playbook: str, envvars: dict[str, str], verbosity: int = 0) -> dict:
     ident = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(playbook).stem}"
 
     def progress(event: dict) -> bool:
@@ -149,6 +153,7 @@ def run_job(pdd: Path, playbook: str, envvars: dict[str, str]) -> dict:
         ident=ident,
         envvars=envvars,
         quiet=True,
+        verbosity=verbosity or None,
         event_handler=progress,
     )
     stats = runner.stats or {}
@@ -197,6 +202,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--extravars", type=Path, required=True, help="JSON file: the job's extra variables")
     parser.add_argument("--data-dir", type=Path, required=True, help="where the private data dir and artifacts go")
     parser.add_argument("--playbook", action="append", help="project-relative playbook (repeat); site then smoke")
+    parser.add_argument("--verbosity", type=int, default=0, help="the job template's verbosity (3 = -vvv)")
     args = parser.parse_args(argv)
 
     clean_process_environment()
@@ -205,7 +211,7 @@ def main(argv: list[str]) -> int:
         pdd = private_data_dir(args.data_dir, args.machine, args.group, json.loads(args.extravars.read_text()))
         envvars = awx_environment(pdd)
         for playbook in args.playbook or DEFAULT_PLAYBOOKS:
-            job = run_job(pdd, playbook, envvars)
+            job = run_job(pdd, playbook, envvars, args.verbosity)
             events = job.pop("events")
             summary["jobs"].append(job)
             summary["changed"] += job["changed"]
