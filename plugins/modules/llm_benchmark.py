@@ -163,6 +163,11 @@ options:
       - Verify TLS certificates of V(https) endpoints.
     type: bool
     default: true
+  ca_path:
+    description:
+      - PEM file of the CA certificates V(https) endpoints are verified with, instead of the system trust store
+        (slm.edge.llama_server publishes it as C(tls_ca_file) of each instance).
+    type: path
 notes:
   - The module only reads from the endpoints; it reports C(changed) only when it writes O(output_json).
   - The task fails when no request of the whole run succeeded (server down, wrong URL or key); the partial
@@ -349,7 +354,7 @@ ERROR_BODY_BYTES = 512
 class Endpoint:
     """One OpenAI-compatible base URL."""
 
-    def __init__(self, url, api_key=None, validate_certs=True):
+    def __init__(self, url, api_key=None, validate_certs=True, ca_path=None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("endpoint %r is not an http(s) URL such as http://127.0.0.1:8080" % (url,))
@@ -364,7 +369,7 @@ class Endpoint:
         self.api_key = api_key
         self.ssl_context = None
         if self.scheme == "https":
-            self.ssl_context = ssl.create_default_context()
+            self.ssl_context = ssl.create_default_context(cafile=ca_path or None)
             if not validate_certs:
                 self.ssl_context.check_hostname = False
                 self.ssl_context.verify_mode = ssl.CERT_NONE
@@ -633,7 +638,8 @@ def _utc(ts):
 def run_benchmark(params, clock=time.perf_counter):
     """Run the whole benchmark described by module ``params``; returns the results dict."""
     endpoints = [
-        Endpoint(url, params.get("api_key"), params.get("validate_certs", True)) for url in params["endpoints"]
+        Endpoint(url, params.get("api_key"), params.get("validate_certs", True), params.get("ca_path"))
+        for url in params["endpoints"]
     ]
     started = time.time()
     t_start = clock()
@@ -757,6 +763,7 @@ def main():
             "memory_bandwidth_gbps": {"type": "float"},
             "model_bytes": {"type": "int"},
             "validate_certs": {"type": "bool", "default": True},
+            "ca_path": {"type": "path"},
         },
         supports_check_mode=True,
     )

@@ -405,7 +405,14 @@ class CallResult:
     seconds: float
 
 
-def call_server(server: str, payload: dict[str, Any], timeout: float, api_key: str = "") -> CallResult:
+def server_context(ca_file: str = "") -> ssl.SSLContext:
+    """TLS context for https llama-servers: verified against ca_file, else the system trust store."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def call_server(
+    server: str, payload: dict[str, Any], timeout: float, api_key: str = "", context: ssl.SSLContext | None = None
+) -> CallResult:
     data = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if api_key:
@@ -414,7 +421,7 @@ def call_server(server: str, payload: dict[str, Any], timeout: float, api_key: s
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 (http(s) URL)
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured http(s) URL)
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310 (http(s) URL)
             body = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
@@ -435,9 +442,9 @@ def call_server(server: str, payload: dict[str, Any], timeout: float, api_key: s
     return CallResult(OK, status, body, "", elapsed)
 
 
-def check_health(server: str, timeout: float = 2.0) -> bool:
+def check_health(server: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(f"{server}/health", timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{server}/health", timeout=timeout, context=context) as resp:  # noqa: S310
             return resp.status == 200
     except Exception:
         return False
@@ -577,6 +584,8 @@ class Worker:
         if cfg.get("api_key_file"):
             with open(cfg["api_key_file"], encoding="utf-8") as fh:
                 self.api_key = fh.read().strip()
+        # https servers are verified against the CA file of slm.edge.llama_server (copied by the role).
+        self.server_ssl = server_context(cfg.get("server_ca_file") or "")
         self.stopping = threading.Event()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=int(cfg["prefetch"]))
         self.generation = 0
@@ -589,7 +598,7 @@ class Worker:
     def health_loop(self) -> None:
         while not self.stopping.is_set():
             for server in self.pool.down():
-                if check_health(server):
+                if check_health(server, context=self.server_ssl):
                     self._set_health(server, True)
             self.stopping.wait(float(self.cfg["health_interval"]))
 
@@ -662,7 +671,7 @@ class Worker:
         self.in_flight += 1
         self.metrics.set("in_flight", self.in_flight)
         future = self.executor.submit(
-            call_server, job.server, job.payload, float(self.cfg["request_timeout"]), self.api_key
+            call_server, job.server, job.payload, float(self.cfg["request_timeout"]), self.api_key, self.server_ssl
         )
         future.add_done_callback(functools.partial(self._done, self.connection, job))
 
