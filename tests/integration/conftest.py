@@ -23,6 +23,16 @@ AWS_REGION = "us-east-1"
 AWS_ZONE = "us-east-1a"
 REDHAT_OWNER = "309956199498"
 
+# Credentials the playbooks run with: distinctive, so that a test can prove that
+# none of them ever shows up in any output (test_aws_moto.py checks every run,
+# some at -vvv). moto accepts any key; AWS_SECURITY_TOKEN is the legacy name AWX's
+# AWS credential also sets.
+AWS_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIASLMEDGESECRET0001",
+    "AWS_SECRET_ACCESS_KEY": "slmEdgeSecretAccessKey0001+Do/Not/Print+zQ9",
+    "AWS_SESSION_TOKEN": "slmEdgeSessionToken0001FwoGZXIvYXdzEDoNotPrintThisToken",
+}
+
 # moto 5.2.5 leaves SnapshotId out of DescribeVolumes for volumes made without
 # a snapshot; AWS returns "" and amazon.aws.ec2_vol_info (10.x) indexes the key.
 # The server therefore runs as `moto_server` does (moto.server.main) after one
@@ -105,6 +115,12 @@ def aws_fake_images():
 
 
 @pytest.fixture(scope="session")
+def aws_secret_values():
+    """The credential values that must never appear in a playbook's output."""
+    return list(AWS_SECRETS.values())
+
+
+@pytest.fixture(scope="session")
 def aws_moto_server(tmp_path_factory):
     """Start a moto server on a free port; yield its URL; stop it at the end."""
     workdir = tmp_path_factory.mktemp("moto")
@@ -146,16 +162,15 @@ def aws_moto_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def aws_env(aws_moto_server):
-    """Environment for boto3 and ansible-playbook: fake credentials, region, repo config.
+    """Environment for boto3 and ansible-playbook: distinctive fake credentials, region, repo config.
 
     The endpoint is deliberately not in the environment: playbooks get it with
     -e aws_endpoint_url, the inventory with AWS_URL, boto3 clients explicitly.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(AWS_SECRETS)
     env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
+        AWS_SECURITY_TOKEN=AWS_SECRETS["AWS_SESSION_TOKEN"],
         AWS_REGION=AWS_REGION,
         AWS_DEFAULT_REGION=AWS_REGION,
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
