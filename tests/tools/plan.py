@@ -49,7 +49,7 @@ STATIC = [
 ]
 
 # The scenarios that build and serve llama.cpp are CPU bound: at most two at once.
-SERVE = {"prompt_queue", "e2e", "fleet", "awx_runner", "llama_cpp"}
+SERVE = {"prompt_queue", "e2e", "fleet", "awx_runner", "llama_cpp", "monitoring"}
 GROUP_LIMITS = {"serve": 2}
 
 # Scenario -> the scenario it follows. Heavy ones follow llama_cpp (warm ccache); they are
@@ -63,6 +63,7 @@ FOLLOWS = {
     "e2e": "llama_cpp",
     "fleet": "llama_cpp",
     "awx_runner": "llama_cpp",
+    "monitoring": "llama_cpp",
 }
 
 

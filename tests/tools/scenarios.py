@@ -7,8 +7,8 @@ ORDER runs after the known cheap ones, alphabetically.
 
 from pathlib import Path
 
-ORDER = ["default", "host_roles", "storage", "llama_cpp", "fleet", "e2e", "prompt_queue", "awx_runner"]
-HEAVY = {"llama_cpp", "fleet", "e2e", "prompt_queue", "awx_runner"}
+ORDER = ["default", "host_roles", "storage", "llama_cpp", "fleet", "e2e", "prompt_queue", "monitoring", "awx_runner"]
+HEAVY = {"llama_cpp", "fleet", "e2e", "prompt_queue", "monitoring", "awx_runner"}
 # Defined for users with a container runtime and a registry; cannot run here.
 SKIP = {"host_roles_rhel", "bench_dev"}
 
