@@ -282,7 +282,11 @@ def leader_pid(name: str) -> int:
     """The machine's systemd PID: machinectl for registered machines, else the test harness's record."""
     try:
         out = subprocess.run(
-            ["machinectl", "show", name, "-p", "Leader", "--value"], capture_output=True, text=True, timeout=10
+            ["machinectl", "show", name, "-p", "Leader", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         if out.returncode == 0 and out.stdout.strip().isdigit():
             return int(out.stdout.strip())
@@ -307,6 +311,7 @@ def scan_machine(matcher: Matcher, name: str, paths: list[str]) -> tuple[list[Fi
         input=json.dumps(args) + "\n",
         capture_output=True,
         text=True,
+        check=False,
         timeout=1800,
     )
     if proc.returncode != 0:

@@ -111,7 +111,7 @@ def plan(jobs: int) -> int:
         now = time.monotonic()
         if running and now - last_beat >= HEARTBEAT:
             last_beat = now
-            busy = ", ".join(f"{n} ({now - t:.0f}s)" for n, (_, t, _) in running.items())
+            busy = ", ".join(f"{name} ({now - job[1]:.0f}s)" for name, job in running.items())
             print(f"... {now - started_all:.0f}s: running {busy}; {len(pending)} waiting", flush=True)
     return summary(wall=time.monotonic() - started_all, tail=40)
 

@@ -152,9 +152,9 @@ def test_key_pasted_into_cert(pki):
 
 
 def test_expired_and_not_yet_valid(pki):
-    _, old = make_server(pki["ca_key"], pki["ca_cert"], days=(-10, -1))
+    _old_key, old = make_server(pki["ca_key"], pki["ca_cert"], days=(-10, -1))
     assert "expired" in tls_check(_pem_cert(old), key=pki["key"])["cert"]
-    _, future = make_server(pki["ca_key"], pki["ca_cert"], days=(2, 10))
+    _future_key, future = make_server(pki["ca_key"], pki["ca_cert"], days=(2, 10))
     assert "not valid before" in tls_check(_pem_cert(future), key=pki["key"])["cert"]
 
 
