@@ -48,9 +48,10 @@ STATIC = [
     ),
 ]
 
-# The scenarios that build and serve llama.cpp are CPU bound: at most two at once.
+# The scenarios that build and serve llama.cpp are CPU bound. While the static tiers and the host
+# scenarios hold their lanes, two run at once; the third lane takes one more once those end.
 SERVE = {"prompt_queue", "e2e", "fleet", "awx_runner", "llama_cpp", "monitoring"}
-GROUP_LIMITS = {"serve": 2}
+GROUP_LIMITS = {"serve": 3}
 
 # Scenario -> the scenario it follows. Heavy ones follow llama_cpp (warm ccache); they are
 # listed longest first so the longest starts first.
