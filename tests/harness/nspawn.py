@@ -374,7 +374,11 @@ class Machine:
             try:
                 return self.wait_running()
             except HarnessError as err:
-                status = proc.poll()
+                try:
+                    # A machine seen as gone may still be exiting: give it a moment to end.
+                    status = proc.wait(timeout=10) if "exited during boot" in str(err) else proc.poll()
+                except subprocess.TimeoutExpired:
+                    status = None
                 if status is None:  # still running but not booted in time: not a crash
                     raise
                 detail = (

@@ -84,6 +84,9 @@ class _Exited:
         pass
 
     def poll(self):
+        return None  # not reaped yet when the harness first looks
+
+    def wait(self, timeout=None):
         return 1
 
 
