@@ -41,7 +41,9 @@ def controller():
     fake.stop()
 
 
-def _play(url: str | None, env_extra: dict[str, str], extra: dict | None = None) -> subprocess.CompletedProcess:
+def _play(
+    url: str | None, env_extra: dict[str, str], extra: dict | None = None, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     drop = ("ANSIBLE_", "CONTROLLER_", "TOWER_", "AWS_", "HF_TOKEN")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(
@@ -55,7 +57,13 @@ def _play(url: str | None, env_extra: dict[str, str], extra: dict | None = None)
     )
     if url:
         env.update(CONTROLLER_HOST=url, CONTROLLER_OAUTH_TOKEN=TOKEN)
-    cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks/awx_configure.yml"), "-e", json.dumps(extra or EXTRA)]
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        str(ROOT / "playbooks/awx_configure.yml"),
+        "-e",
+        json.dumps(extra or EXTRA),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -141,6 +149,23 @@ def test_applies_everything_then_changes_nothing(controller):
     assert second.returncode == 0, second.stdout[-4000:]
     assert _recap(second)["changed"] == 0, second.stdout[-4000:]
     assert fake.writes[writes:] == [], "the second run wrote to the controller"
+
+
+def test_no_secret_in_the_output_at_vvv(controller):
+    """The controller token, the AWS key pair and the HF token never show, even at -vvv."""
+    _fake, url = controller
+    secrets = {"AWS_ACCESS_KEY_ID": AWS_KEY, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "HF_TOKEN": HF_SECRET}
+    proc = _play(url, secrets, args=("-vvv",))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert len(out) > 50_000  # really verbose: the module invocations are in it
+    for name, secret in (
+        ("controller token", TOKEN),
+        ("AWS key id", AWS_KEY),
+        ("AWS secret", AWS_SECRET),
+        ("HF token", HF_SECRET),
+    ):
+        assert secret not in out, f"the {name} is in the -vvv output"
 
 
 def test_existing_credential_without_environment_and_no_hf_token(controller):
