@@ -45,6 +45,32 @@ def run(name: str, cmd: list[str]) -> int:
     return rc
 
 
+FAILURE_MARKERS = ("fatal: [", "failed: [", "FAILED! =>", "Traceback (most recent call last)", "AssertionError")
+
+
+def failure_excerpt(lines: list[str], most: int = 3, after: int = 25) -> list[str]:
+    """The first `most` failures of a log: from the TASK (or test) header above each failing
+    line to `after` lines below it, so that a summary shows why a tier failed, not only how
+    it ended (molecule ends with cleanup and destroy)."""
+    out: list[str] = []
+    shown_to, found = -1, 0
+    for i, line in enumerate(lines):
+        if found >= most:
+            break
+        if i <= shown_to or not any(m in line for m in FAILURE_MARKERS):
+            continue
+        start = i
+        for j in range(i, max(shown_to, i - 40), -1):
+            if lines[j].startswith(("TASK [", "____", "=====")):
+                start = j
+                break
+        shown_to = min(len(lines) - 1, i + after)
+        out.extend(lines[start : shown_to + 1])
+        out.append("...")
+        found += 1
+    return out
+
+
 def summary(wall: float | None = None, tail: int = 0) -> int:
     records = _load()
     total = sum(r["seconds"] for r in records)
@@ -59,7 +85,13 @@ def summary(wall: float | None = None, tail: int = 0) -> int:
     for r in failed:
         print(f"\n--- FAILED {r['name']} (rc={r['rc']}); log: {r.get('log') or 'above'}")
         if tail and r.get("log") and Path(r["log"]).exists():
-            print("\n".join(Path(r["log"]).read_text(errors="replace").splitlines()[-tail:]))
+            lines = Path(r["log"]).read_text(errors="replace").splitlines()
+            excerpt = failure_excerpt(lines)
+            if excerpt:
+                print("first failures:")
+                print("\n".join(excerpt))
+            print(f"last {tail} lines:")
+            print("\n".join(lines[-tail:]))
     if failed:
         print(f"\n{len(failed)} tier(s) failed: {', '.join(r['name'] for r in failed)}")
     return 0 if not failed else 1
@@ -113,7 +145,7 @@ def plan(jobs: int) -> int:
             last_beat = now
             busy = ", ".join(f"{name} ({now - job[1]:.0f}s)" for name, job in running.items())
             print(f"... {now - started_all:.0f}s: running {busy}; {len(pending)} waiting", flush=True)
-    return summary(wall=time.monotonic() - started_all, tail=40)
+    return summary(wall=time.monotonic() - started_all, tail=15)
 
 
 def main(argv: list[str]) -> int:

@@ -55,6 +55,18 @@ def test_plan_runs_every_tier_after_a_failure_and_lists_all_failures(tier, monke
     assert "--- FAILED third (rc=1)" in out and "boom here" in out.split("--- FAILED third")[1]
 
 
+def test_summary_shows_the_failing_task_not_only_the_end_of_the_log(tier):
+    log = ["PLAY [converge]", "TASK [Gather facts]", "ok: [h1]", "TASK [Build llama.cpp]"]
+    log += ["fatal: [h1]: FAILED! => changed=false", "  msg: cmake exited 1"]
+    log += [f"cleanup line {n}" for n in range(200)]
+    excerpt = tier.failure_excerpt(log, after=3)
+    assert excerpt[:3] == ["TASK [Build llama.cpp]", "fatal: [h1]: FAILED! => changed=false", "  msg: cmake exited 1"]
+    assert "TASK [Gather facts]" not in excerpt
+    assert tier.failure_excerpt(["all", "fine"]) == []
+    many = [line for n in range(5) for line in (f"TASK [t{n}]", f"fatal: [h{n}]: FAILED!")]
+    assert sum(1 for line in tier.failure_excerpt(many, after=0) if line.startswith("fatal")) == 3
+
+
 def test_plan_keeps_a_group_under_its_limit(tier, monkeypatch, tmp_path):
     py = sys.executable
     probe = (
