@@ -57,8 +57,8 @@ GROUP_LIMITS = {"serve": 3}
 # listed longest first so the longest starts first.
 FOLLOWS = {
     "llama_cpp": None,
-    "default": None,
-    "host_roles": "default",
+    "harness": None,
+    "host_roles": "harness",
     "storage": "host_roles",
     "prompt_queue": "llama_cpp",
     "e2e": "llama_cpp",

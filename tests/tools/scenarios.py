@@ -1,13 +1,13 @@
 """Print the molecule scenarios in the order `make molecule` runs them.
 
-Harness first, then cheap role scenarios, then the heavy ones that build
+Harness first (molecule/harness), then cheap role scenarios, then the heavy ones that build
 llama.cpp (they share one ccache), end-to-end last.  A scenario not named in
 ORDER runs after the known cheap ones, alphabetically.
 """
 
 from pathlib import Path
 
-ORDER = ["default", "host_roles", "storage", "llama_cpp", "fleet", "e2e", "prompt_queue", "monitoring", "awx_runner"]
+ORDER = ["harness", "host_roles", "storage", "llama_cpp", "fleet", "e2e", "prompt_queue", "monitoring", "awx_runner"]
 HEAVY = {"llama_cpp", "fleet", "e2e", "prompt_queue", "monitoring", "awx_runner"}
 # Defined for users with a container runtime and a registry; cannot run here.
 SKIP = {"host_roles_rhel", "bench_dev"}
