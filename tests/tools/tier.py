@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,29 +46,37 @@ def run(name: str, cmd: list[str]) -> int:
     return rc
 
 
-FAILURE_MARKERS = ("fatal: [", "failed: [", "FAILED! =>", "Traceback (most recent call last)", "AssertionError")
+FAILURE_MARKERS = (
+    "fatal: [",
+    "failed: [",
+    "FAILED! =>",
+    "Traceback (most recent call last)",
+    "AssertionError",
+    "ERROR    ",
+)
 
 
 def failure_excerpt(lines: list[str], most: int = 3, after: int = 25) -> list[str]:
-    """The first `most` failures of a log: from the TASK (or test) header above each failing
-    line to `after` lines below it, so that a summary shows why a tier failed, not only how
-    it ended (molecule ends with cleanup and destroy)."""
-    out: list[str] = []
-    shown_to, found = -1, 0
-    for i, line in enumerate(lines):
-        if found >= most:
+    """The last `most` failures of a log: from the TASK (or test) header above each failing
+    line to `after` lines below it. The last ones, because a molecule log holds expected
+    failures (refusals caught by rescue) before the one that ended the run, and ends with
+    cleanup and destroy, which hid why converge failed."""
+    hits = [i for i, line in enumerate(lines) if any(m in line for m in FAILURE_MARKERS)]
+    chosen: list[int] = []
+    for i in reversed(hits):
+        if len(chosen) == most:
             break
-        if i <= shown_to or not any(m in line for m in FAILURE_MARKERS):
-            continue
+        if not chosen or i < chosen[-1] - after:
+            chosen.append(i)
+    out: list[str] = []
+    for i in reversed(chosen):
         start = i
-        for j in range(i, max(shown_to, i - 40), -1):
-            if lines[j].startswith(("TASK [", "____", "=====")):
+        for j in range(i, max(-1, i - 40), -1):
+            if re.sub(r"\x1b\[[0-9;]*m", "", lines[j]).lstrip("│ ").startswith(("TASK [", "____", "=====")):
                 start = j
                 break
-        shown_to = min(len(lines) - 1, i + after)
-        out.extend(lines[start : shown_to + 1])
+        out.extend(lines[start : min(len(lines), i + after + 1)])
         out.append("...")
-        found += 1
     return out
 
 
@@ -88,7 +97,7 @@ def summary(wall: float | None = None, tail: int = 0) -> int:
             lines = Path(r["log"]).read_text(errors="replace").splitlines()
             excerpt = failure_excerpt(lines)
             if excerpt:
-                print("first failures:")
+                print("last failures:")
                 print("\n".join(excerpt))
             print(f"last {tail} lines:")
             print("\n".join(lines[-tail:]))

@@ -56,12 +56,16 @@ def test_plan_runs_every_tier_after_a_failure_and_lists_all_failures(tier, monke
 
 
 def test_summary_shows_the_failing_task_not_only_the_end_of_the_log(tier):
-    log = ["PLAY [converge]", "TASK [Gather facts]", "ok: [h1]", "TASK [Build llama.cpp]"]
+    # The last failures: the one that ended the run comes after expected ones caught by rescue.
+    log = ["TASK [Refuse a bad value]", "fatal: [h1]: FAILED! => expected, caught by rescue", "ok: [h1]"]
+    log += [f"more line {n}" for n in range(30)]
+    log += ["PLAY [converge]", "TASK [Gather facts]", "ok: [h1]", "TASK [Build llama.cpp]"]
     log += ["fatal: [h1]: FAILED! => changed=false", "  msg: cmake exited 1"]
     log += [f"cleanup line {n}" for n in range(200)]
-    excerpt = tier.failure_excerpt(log, after=3)
+    excerpt = tier.failure_excerpt(log, most=1, after=3)
     assert excerpt[:3] == ["TASK [Build llama.cpp]", "fatal: [h1]: FAILED! => changed=false", "  msg: cmake exited 1"]
     assert "TASK [Gather facts]" not in excerpt
+    assert tier.failure_excerpt(log, most=2, after=3)[0] == "TASK [Refuse a bad value]"
     assert tier.failure_excerpt(["all", "fine"]) == []
     many = [line for n in range(5) for line in (f"TASK [t{n}]", f"fatal: [h{n}]: FAILED!")]
     assert sum(1 for line in tier.failure_excerpt(many, after=0) if line.startswith("fatal")) == 3
