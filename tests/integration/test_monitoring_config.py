@@ -29,7 +29,7 @@ def inst(name: str, url: str, port: int, key: str) -> dict:
     return {"name": name, "url": url, "port": port, "api_key_file": key, "tls_ca_file": "", "gpu": "", "parallel": 2}
 
 
-def _run(tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(tmp: Path, rabbitmq_scrape: bool = True) -> tuple[subprocess.CompletedProcess, Path]:
     keyfile = tmp / "api-key"
     keyfile.write_text(f"# rotation\n{KEY}\nolder-key-0123456789abcdef\n")
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -51,6 +51,15 @@ def _run(tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
         },
         "fresh1": {**local},
         "queue1": {**local, "ansible_host": "10.0.0.13", "prompt_queue_metrics_port": 9200},
+        # Bound to one address each (the worker on all, RabbitMQ's plugin on one), the plugin enabled.
+        "queue2": {
+            **local,
+            "ansible_host": "10.0.0.14",
+            "prompt_queue_metrics_address": "0.0.0.0",
+            "prompt_queue_prometheus_enabled": True,
+            "prompt_queue_prometheus_address": "10.0.0.44",
+            "prompt_queue_prometheus_port": 15693,
+        },
     }
     inv = {
         "all": {
@@ -58,7 +67,8 @@ def _run(tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
             "children": {
                 "monitoring": {"hosts": {"mon1": None}},
                 "llm_servers": {"hosts": {"gpu1": None, "cpu1": None, "fresh1": None}},
-                "prompt_queue": {"hosts": {"queue1": None}},
+                # mon1 runs a queue too: its loopback-bound worker and plugin are scraped on 127.0.0.1.
+                "prompt_queue": {"hosts": {"queue1": None, "queue2": None, "mon1": None}},
             },
         }
     }
@@ -69,7 +79,7 @@ def _run(tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
             "name": "Build the scrape jobs and render prometheus.yml",
             "hosts": "monitoring",
             "gather_facts": False,
-            "vars": {"monitoring_config_dir": str(tmp / "etc"), "monitoring_rabbitmq_scrape": True},
+            "vars": {"monitoring_config_dir": str(tmp / "etc"), "monitoring_rabbitmq_scrape": rabbitmq_scrape},
             "tasks": [
                 {
                     "name": "Build the targets",
@@ -141,8 +151,10 @@ def test_jobs_from_the_inventory(built):
     cpu1 = jobs["llama_server-cpu1"]
     assert "authorization" not in cpu1
     assert cpu1["static_configs"][0]["targets"] == ["10.0.0.12:8080"]
-    assert jobs["slm_queue_worker"]["static_configs"][0]["targets"] == ["10.0.0.13:9200"]
-    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["10.0.0.13:15692"]
+    worker = {s["labels"]["host"]: s["targets"] for s in jobs["slm_queue_worker"]["static_configs"]}
+    assert worker == {"queue1": ["10.0.0.13:9200"], "queue2": ["10.0.0.14:9108"], "mon1": ["127.0.0.1:9108"]}
+    rabbit = {s["labels"]["host"]: s["targets"] for s in jobs["rabbitmq"]["static_configs"]}
+    assert rabbit == {"queue1": ["10.0.0.13:15692"], "queue2": ["10.0.0.44:15693"], "mon1": ["127.0.0.1:15692"]}
     assert sorted(s["targets"][0] for s in jobs["node"]["static_configs"]) == [
         "10.0.0.11:9100",
         "10.0.0.12:9100",
@@ -150,6 +162,14 @@ def test_jobs_from_the_inventory(built):
     ]
     assert jobs["gpu"]["static_configs"] == [{"targets": ["10.0.0.11:9400"], "labels": {"host": "gpu1"}}]
     assert cfg["rule_files"] == [str(built[0] / "etc" / "slm-rules" / "slm-alerts.yml")]
+
+
+def test_rabbitmq_is_scraped_where_the_plugin_is_enabled(tmp_path):
+    """Without monitoring_rabbitmq_scrape, the brokers whose prompt_queue_prometheus_enabled is true."""
+    res, out = _run(tmp_path, rabbitmq_scrape=False)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.read_text())["scrape_configs"]}
+    assert jobs["rabbitmq"]["static_configs"] == [{"targets": ["10.0.0.44:15693"], "labels": {"host": "queue2"}}]
 
 
 def test_unpublished_hosts_are_named(built):

@@ -25,8 +25,8 @@ def main() -> int:
         except OSError:
             time.sleep(0.05)
             continue
-        answered = re.search(r"^slm_queue_answered_total (\d+)$", text, re.M)
-        in_flight = re.search(r"^slm_queue_in_flight (\d+)$", text, re.M)
+        answered = re.search(r"^slm_queue_answered_total (\d+)(?:\.0)?$", text, re.M)
+        in_flight = re.search(r"^slm_queue_in_flight (\d+)(?:\.0)?$", text, re.M)
         if answered and int(answered.group(1)) >= target:
             os.kill(pid, getattr(signal, "SIG" + name))
             print(json.dumps({"answered": int(answered.group(1)), "in_flight": int(in_flight.group(1))}))

@@ -22,7 +22,7 @@ Delivery guarantees (at-least-once):
   server is healthy again;
 * SIGTERM stops consuming, finishes the requests in flight, then closes.
 
-Metrics: Prometheus text on ``http://<metrics_address>:<metrics_port>/metrics``
+Metrics: Prometheus text (prometheus_client) on ``http://<metrics_address>:<metrics_port>/metrics``
 and one JSON log line per request on stdout (the journal).
 
 Usage:
@@ -56,6 +56,10 @@ try:
     import pika
 except ImportError:  # the pure logic (and its unit tests) does not need it
     pika = None
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 ATTEMPTS_HEADER = "x-slm-attempts"
 LAST_ERROR_HEADER = "x-slm-last-error"
@@ -282,74 +286,77 @@ class Metrics:
         with self._lock:
             self.latency.observe(seconds)
 
-    def render(self) -> str:
-        q = _label(self.queue)
+    def collect(self):
+        """The families of one scrape (prometheus_client's collector protocol), read under the lock."""
         with self._lock:
-            out = [
-                "# HELP slm_queue_depth Requests waiting in the queue (last poll).",
-                "# TYPE slm_queue_depth gauge",
-            ]
+            depth = GaugeMetricFamily("slm_queue_depth", "Requests waiting in the queue (last poll).", labels=["queue"])
             if self.depth is not None:
-                out.append(f'slm_queue_depth{{queue="{q}"}} {self.depth}')
-            out += [
-                "# HELP slm_queue_dead_depth Requests in the dead-letter queue (last poll).",
-                "# TYPE slm_queue_dead_depth gauge",
-            ]
+                depth.add_metric([self.queue], self.depth)
+            dead_depth = GaugeMetricFamily(
+                "slm_queue_dead_depth", "Requests in the dead-letter queue (last poll).", labels=["queue"]
+            )
             if self.dead_depth is not None:
-                out.append(f'slm_queue_dead_depth{{queue="{q}"}} {self.dead_depth}')
-            out += [
-                "# HELP slm_queue_in_flight Requests being answered now.",
-                "# TYPE slm_queue_in_flight gauge",
-                f"slm_queue_in_flight {self.in_flight}",
-                "# HELP slm_queue_paused 1 while consumption is paused (no healthy server, or stopping).",
-                "# TYPE slm_queue_paused gauge",
-                f"slm_queue_paused {self.paused}",
-                "# HELP slm_queue_connected 1 while the worker holds its connection to the broker (topology declared).",
-                "# TYPE slm_queue_connected gauge",
-                f"slm_queue_connected {self.connected}",
-                "# HELP slm_queue_server_up 1 when the llama-server answers /health.",
-                "# TYPE slm_queue_server_up gauge",
+                dead_depth.add_metric([self.queue], self.dead_depth)
+            up = GaugeMetricFamily("slm_queue_server_up", "1 when the llama-server answers /health.", labels=["server"])
+            for server, is_up in sorted(self.servers_up.items()):
+                up.add_metric([server], int(is_up))
+            dead = CounterMetricFamily(
+                "slm_queue_dead_lettered", "Requests sent to the dead-letter queue, by kind of reason.", labels=["kind"]
+            )
+            for kind, n in sorted(self.dead.items()):
+                dead.add_metric([kind], n)
+            latency = HistogramMetricFamily("slm_queue_request_seconds", "Time from delivery to acknowledged answer.")
+            buckets = [(floatToGoString(b), n) for b, n in zip(self.latency.buckets, self.latency.counts, strict=True)]
+            latency.add_metric([], [*buckets, ("+Inf", self.latency.count)], sum_value=self.latency.total)
+            families = [
+                depth,
+                dead_depth,
+                GaugeMetricFamily("slm_queue_in_flight", "Requests being answered now.", value=self.in_flight),
+                GaugeMetricFamily(
+                    "slm_queue_paused",
+                    "1 while consumption is paused (no healthy server, or stopping).",
+                    value=self.paused,
+                ),
+                GaugeMetricFamily(
+                    "slm_queue_connected",
+                    "1 while the worker holds its connection to the broker (topology declared).",
+                    value=self.connected,
+                ),
+                up,
+                CounterMetricFamily("slm_queue_answered", "Requests answered and acknowledged.", value=self.answered),
+                CounterMetricFamily(
+                    "slm_queue_retried", "Failed attempts republished for another try.", value=self.retried
+                ),
+                CounterMetricFamily(
+                    "slm_queue_requeued",
+                    "Requests put back unharmed because no server could take them.",
+                    value=self.requeued,
+                ),
+                CounterMetricFamily(
+                    "slm_queue_redelivered",
+                    "Deliveries flagged redelivered (a worker died, or requeued).",
+                    value=self.redelivered,
+                ),
+                dead,
+                CounterMetricFamily(
+                    "slm_queue_unroutable_replies",
+                    "Answers whose reply_to queue no longer existed.",
+                    value=self.unroutable_replies,
+                ),
+                CounterMetricFamily(
+                    "slm_queue_log_lines_dropped",
+                    "JSON log lines dropped because the journal fell behind.",
+                    value=LOG.dropped,
+                ),
+                latency,
             ]
-            out += [f'slm_queue_server_up{{server="{_label(s)}"}} {int(u)}' for s, u in sorted(self.servers_up.items())]
-            out += [
-                "# HELP slm_queue_answered_total Requests answered and acknowledged.",
-                "# TYPE slm_queue_answered_total counter",
-                f"slm_queue_answered_total {self.answered}",
-                "# HELP slm_queue_retried_total Failed attempts republished for another try.",
-                "# TYPE slm_queue_retried_total counter",
-                f"slm_queue_retried_total {self.retried}",
-                "# HELP slm_queue_requeued_total Requests put back unharmed because no server could take them.",
-                "# TYPE slm_queue_requeued_total counter",
-                f"slm_queue_requeued_total {self.requeued}",
-                "# HELP slm_queue_redelivered_total Deliveries flagged redelivered (a worker died, or requeued).",
-                "# TYPE slm_queue_redelivered_total counter",
-                f"slm_queue_redelivered_total {self.redelivered}",
-                "# HELP slm_queue_dead_lettered_total Requests sent to the dead-letter queue, by kind of reason.",
-                "# TYPE slm_queue_dead_lettered_total counter",
-            ]
-            out += [f'slm_queue_dead_lettered_total{{kind="{_label(k)}"}} {v}' for k, v in sorted(self.dead.items())]
-            out += [
-                "# HELP slm_queue_unroutable_replies_total Answers whose reply_to queue no longer existed.",
-                "# TYPE slm_queue_unroutable_replies_total counter",
-                f"slm_queue_unroutable_replies_total {self.unroutable_replies}",
-                "# HELP slm_queue_log_lines_dropped_total JSON log lines dropped because the journal fell behind.",
-                "# TYPE slm_queue_log_lines_dropped_total counter",
-                f"slm_queue_log_lines_dropped_total {LOG.dropped}",
-                "# HELP slm_queue_request_seconds Time from delivery to acknowledged answer.",
-                "# TYPE slm_queue_request_seconds histogram",
-            ]
-            for bound, n in zip(self.latency.buckets, self.latency.counts, strict=True):
-                out.append(f'slm_queue_request_seconds_bucket{{le="{bound:g}"}} {n}')
-            out += [
-                f'slm_queue_request_seconds_bucket{{le="+Inf"}} {self.latency.count}',
-                f"slm_queue_request_seconds_sum {self.latency.total:.6f}",
-                f"slm_queue_request_seconds_count {self.latency.count}",
-            ]
-        return "\n".join(out) + "\n"
+        yield from families
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every family (prometheus_client's generate_latest)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry)
 
 
 def dead_kind(reason: str) -> str:
@@ -620,9 +627,9 @@ class Worker:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
-                data = metrics.render().encode()
+                data = metrics.render()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

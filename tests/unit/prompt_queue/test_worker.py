@@ -227,6 +227,18 @@ def test_release_never_goes_negative():
 # ---- metrics ------------------------------------------------------------------
 
 
+def _samples(m) -> dict[tuple[str, tuple], float]:
+    """The exposition read back by prometheus_client's own parser: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    text = m.render().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def test_metrics_render_prometheus_text():
     m = w.Metrics("slm.chat")
     m.servers_up = {"http://127.0.0.1:8080": True}
@@ -240,44 +252,54 @@ def test_metrics_render_prometheus_text():
     m.dead_lettered("rejected")
     for seconds in (0.04, 0.3, 400.0):
         m.observe(seconds)
-    text = m.render()
-    lines = text.splitlines()
-    assert 'slm_queue_depth{queue="slm.chat"} 7' in lines
-    assert 'slm_queue_dead_depth{queue="slm.chat"} 1' in lines
-    assert "slm_queue_in_flight 2" in lines
-    assert "slm_queue_paused 0" in lines
-    assert "slm_queue_connected 1" in lines
-    assert "slm_queue_answered_total 3" in lines
-    assert "slm_queue_retried_total 1" in lines
-    assert 'slm_queue_dead_lettered_total{kind="rejected"} 1' in lines
-    assert 'slm_queue_server_up{server="http://127.0.0.1:8080"} 1' in lines
-    assert 'slm_queue_request_seconds_bucket{le="0.05"} 1' in lines
-    assert 'slm_queue_request_seconds_bucket{le="0.5"} 2' in lines
-    assert 'slm_queue_request_seconds_bucket{le="300"} 2' in lines
-    assert 'slm_queue_request_seconds_bucket{le="+Inf"} 3' in lines
-    assert "slm_queue_request_seconds_count 3" in lines
-    assert any(line.startswith("slm_queue_request_seconds_sum 400.34") for line in lines)
-    assert text.endswith("\n")
-    # Every sample has a TYPE line for its family.
-    families = {line.split()[2] for line in lines if line.startswith("# TYPE")}
-    for line in lines:
-        if not line.startswith("#"):
-            name = line.split("{")[0].split()[0]
-            assert name in families or name.rsplit("_", 1)[0] in families, line
+    got = _samples(m)
+    assert got[("slm_queue_depth", (("queue", "slm.chat"),))] == 7
+    assert got[("slm_queue_dead_depth", (("queue", "slm.chat"),))] == 1
+    assert got[("slm_queue_in_flight", ())] == 2
+    assert got[("slm_queue_paused", ())] == 0
+    assert got[("slm_queue_connected", ())] == 1
+    assert got[("slm_queue_answered_total", ())] == 3
+    assert got[("slm_queue_retried_total", ())] == 1
+    assert got[("slm_queue_dead_lettered_total", (("kind", "rejected"),))] == 1
+    assert got[("slm_queue_server_up", (("server", "http://127.0.0.1:8080"),))] == 1
+    assert got[("slm_queue_request_seconds_bucket", (("le", "0.05"),))] == 1
+    assert got[("slm_queue_request_seconds_bucket", (("le", "0.5"),))] == 2
+    assert got[("slm_queue_request_seconds_bucket", (("le", "300.0"),))] == 2
+    assert got[("slm_queue_request_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert got[("slm_queue_request_seconds_count", ())] == 3
+    assert abs(got[("slm_queue_request_seconds_sum", ())] - 400.34) < 1e-9
+    # No _created series: a counter's value is all a scrape needs.
+    assert not [k for k in got if k[0].endswith("_created")]
 
 
 def test_metrics_without_a_depth_poll_omit_the_gauge_sample():
-    text = w.Metrics("q").render()
-    assert "slm_queue_depth{" not in text
-    assert "slm_queue_paused 1" in text
+    m = w.Metrics("q")
+    got = _samples(m)
+    assert not [k for k in got if k[0] == "slm_queue_depth"]
+    assert got[("slm_queue_paused", ())] == 1
     # A worker that has not reached the broker yet says so: the role's restart gate waits for 1.
-    assert "slm_queue_connected 0" in text.splitlines()
+    assert got[("slm_queue_connected", ())] == 0
+
+
+def test_the_role_gate_patterns_match_the_exposition():
+    """worker_gate.yml and worker.yml read /metrics with these patterns (prometheus_client writes 1.0)."""
+    import re  # noqa: PLC0415
+
+    m = w.Metrics("q")
+    m.set("connected", 1)
+    m.set("paused", 0)
+    text = m.render().decode()
+    assert re.search(r"(?m)^slm_queue_connected 1(\.0)?$", text)
+    assert re.search(r"(?m)^slm_queue_paused 0(\.0)?$", text)
+    gate = (FILES.parent / "tasks/worker_gate.yml").read_text()
+    assert r"search('(?m)^slm_queue_connected 1(\.0)?$')" in gate
 
 
 def test_metrics_labels_are_escaped():
     m = w.Metrics('we"ird\\q')
     m.set("depth", 0)
-    assert 'queue="we\\"ird\\\\q"' in m.render()
+    assert 'queue="we\\"ird\\\\q"' in m.render().decode()
+    assert _samples(m)[("slm_queue_depth", (("queue", 'we"ird\\q'),))] == 0
 
 
 # ---- configuration ------------------------------------------------------------
