@@ -302,7 +302,7 @@ def test_bad_input_is_refused_before_anything_is_made(case, aws_moto_server, aws
     assert message in " ".join(output.split()), output[-3000:]
     assert recap["changed"] == 0
     if case in VALIDATE_REFUSALS:
-        assert "Network | look up the subnet" not in output, "refused in validate, before any AWS call"
+        assert "Look up the subnet" not in output, "refused in validate, before any AWS call"
     assert live_instances(ec2, cluster) == []
     # no security group made, none changed (the rules of every group are as they were)
     assert all_security_groups(ec2) == groups_before
@@ -514,7 +514,8 @@ def test_scale_in_without_confirmation_lists_the_instance_and_changes_nothing(sc
     assert "Nothing was changed" in flat
     assert "ec2_provision_confirm_scale_in=true" in flat
     # before the security group, IAM or instance tasks
-    assert "Security group | " not in output
+    assert "Create the security group" not in output
+    assert "Remember the security group's id" not in output
     instances = live_instances(ec2, CLUSTER_SCALE)
     assert sorted(i["InstanceId"] for i in instances) == sorted([scale_cluster["old"], scale_cluster["new"]])
     assert {i["State"]["Name"] for i in instances} == {"running"}
@@ -566,7 +567,7 @@ def test_scale_in_of_an_instance_launched_with_the_default_keeps_its_data_volume
         scale_cluster["base"] | {"ec2_provision_count": 1, "ec2_provision_confirm_scale_in": True},
     )
     # terminated directly: no stop, no detach
-    for step in ("stop the instances whose data volume", "detach those data volumes"):
+    for step in ("Stop the instances whose data volume", "Detach those data volumes"):
         task = re.search(rf"TASK \[[^\]]*{step}[^\]]*\][^\n]*\n(.*?)(?=\nTASK |\Z)", output, re.S)
         assert task and task.group(1).strip().startswith("skipping"), (
             f"{step}: {task.group(1)[:300] if task else 'not run'}"
