@@ -124,7 +124,8 @@ def environment_lines(run):
         )
     else:
         lines.append(
-            "- Roofline: not computed (no GPU bandwidth known; set benchmark_memory_bandwidth_gbps for a CPU host)"
+            "- Roofline: not computed (no bandwidth known: set benchmark_memory_bandwidth_gbps, or leave"
+            " benchmark_measure_memory_bandwidth on for a CPU host)"
         )
     lines.append("")
     return lines
