@@ -74,8 +74,8 @@ def render(prom: str, dashboard: dict, out: Path, minutes: float, title: str) ->
         drawn = 0
         for target in panel.get("targets", []):
             for s in query_range(prom, target["expr"], start, end, step):
-                xs = [(float(t) - end) / 60 for t, _ in s["values"]]
-                ys = [float(v) * factor for _, v in s["values"]]
+                xs = [(float(point[0]) - end) / 60 for point in s["values"]]
+                ys = [float(point[1]) * factor for point in s["values"]]
                 if not any(math.isfinite(y) for y in ys):
                     continue
                 ax.plot(xs, ys, linewidth=1.2, label=series_label(s["metric"], target.get("legendFormat", "")))

@@ -197,12 +197,12 @@ def handler(hub: Hub):
                 HTTP_GIT_PROTOCOL=self.headers.get("Git-Protocol", ""),
             )
             out = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False).stdout
-            head, _, payload = out.partition(b"\r\n\r\n")
-            if not _:
-                head, _, payload = out.partition(b"\n\n")
+            head, sep, payload = out.partition(b"\r\n\r\n")
+            if not sep:
+                head, sep, payload = out.partition(b"\n\n")
             status, headers = 200, {}
             for line in head.decode(errors="replace").splitlines():
-                key, _, value = line.partition(":")
+                key, value = line.split(":", 1) if ":" in line else (line, "")
                 if key.lower() == "status":
                     status = int(value.split()[0])
                 elif key:
@@ -232,7 +232,7 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="fake-hf-"))
     repos = {}
     for spec in args.repo:
-        name, _, source = spec.partition("=")
+        name, source = spec.split("=", 1)
         repos[name] = make_repo(root, name, Path(source))
     hub = Hub(root, repos, args.token_file.read_text().strip(), args.log)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(hub))
