@@ -374,13 +374,22 @@ class Machine:
             try:
                 return self.wait_running()
             except HarnessError as err:
+                unseen = "exited during boot" in str(err)
                 try:
                     # A machine seen as gone may still be exiting: give it a moment to end.
-                    status = proc.wait(timeout=10) if "exited during boot" in str(err) else proc.poll()
+                    status = proc.wait(timeout=10) if unseen else proc.poll()
                 except subprocess.TimeoutExpired:
                     status = None
-                if status is None:  # still running but not booted in time: not a crash
+                if status is None and not unseen:  # still running but not booted in time: not a crash
                     raise
+                if status is None:
+                    # Seen as gone, yet still running 10 s later (a restart under load in CI: the
+                    # new nspawn printed nothing): end it, and count it as a failed boot.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=10)
+                    status = "killed: not seen as the machine's nspawn, yet still running after 10 s"
                 detail = (
                     f"nspawn command: {' '.join(cmd)}\nexit status: {status}\n"
                     f"console and journal tail:\n{self.console_tail()}\n{self._journal_tail()}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -131,6 +132,35 @@ def test_harness_retries_a_machine_that_dies_during_boot_once(nspawn, tmp_path, 
     assert machine._boot(["systemd-nspawn", "-M", "slm-boot-test"], {})["status"] == "running"
     assert len(calls) == 2
     assert "died during boot (attempt 1/2)" in capsys.readouterr().err
+
+
+class _Unseen(_Exited):
+    """A systemd-nspawn the harness does not see as the machine's, that keeps running."""
+
+    killed = False
+
+    def wait(self, timeout=None):
+        if not _Unseen.killed:
+            raise subprocess.TimeoutExpired("systemd-nspawn", timeout)
+        return -9
+
+
+def test_harness_kills_and_restarts_an_nspawn_it_cannot_see_but_that_still_runs(nspawn, tmp_path, monkeypatch, capsys):
+    machine = _machine(nspawn, tmp_path, monkeypatch)
+    monkeypatch.setattr(nspawn.subprocess, "Popen", _Unseen)
+    monkeypatch.setattr(nspawn.os, "killpg", lambda pid, sig: setattr(_Unseen, "killed", True))
+    calls = []
+
+    def wait_running():
+        calls.append(1)
+        if len(calls) == 1:
+            raise nspawn.HarnessError("machine slm-boot-test exited during boot:\n")
+        return {"name": machine.name, "status": "running"}
+
+    monkeypatch.setattr(machine, "wait_running", wait_running)
+    assert machine._boot(["systemd-nspawn", "-M", "slm-boot-test"], {})["status"] == "running"
+    assert _Unseen.killed and len(calls) == 2
+    assert "not seen as the machine's nspawn, yet still running" in capsys.readouterr().err
 
 
 def test_harness_gives_up_after_the_retry_with_command_status_and_console(nspawn, tmp_path, monkeypatch):
