@@ -118,8 +118,8 @@ def _machine(nspawn, tmp_path, monkeypatch):
     return machine
 
 
-def test_harness_retries_a_machine_that_dies_during_boot_once(nspawn, tmp_path, monkeypatch, capsys):
-    machine = _machine(nspawn, tmp_path, monkeypatch)
+def _fail_first_boot(nspawn, machine, monkeypatch) -> list:
+    """wait_running sees the machine gone on the first boot, running on the next; the calls made."""
     calls = []
 
     def wait_running():
@@ -129,6 +129,12 @@ def test_harness_retries_a_machine_that_dies_during_boot_once(nspawn, tmp_path, 
         return {"name": machine.name, "status": "running"}
 
     monkeypatch.setattr(machine, "wait_running", wait_running)
+    return calls
+
+
+def test_harness_retries_a_machine_that_dies_during_boot_once(nspawn, tmp_path, monkeypatch, capsys):
+    machine = _machine(nspawn, tmp_path, monkeypatch)
+    calls = _fail_first_boot(nspawn, machine, monkeypatch)
     assert machine._boot(["systemd-nspawn", "-M", "slm-boot-test"], {})["status"] == "running"
     assert len(calls) == 2
     assert "died during boot (attempt 1/2)" in capsys.readouterr().err
@@ -148,16 +154,9 @@ class _Unseen(_Exited):
 def test_harness_kills_and_restarts_an_nspawn_it_cannot_see_but_that_still_runs(nspawn, tmp_path, monkeypatch, capsys):
     machine = _machine(nspawn, tmp_path, monkeypatch)
     monkeypatch.setattr(nspawn.subprocess, "Popen", _Unseen)
+    monkeypatch.setattr(_Unseen, "killed", False)
     monkeypatch.setattr(nspawn.os, "killpg", lambda pid, sig: setattr(_Unseen, "killed", True))
-    calls = []
-
-    def wait_running():
-        calls.append(1)
-        if len(calls) == 1:
-            raise nspawn.HarnessError("machine slm-boot-test exited during boot:\n")
-        return {"name": machine.name, "status": "running"}
-
-    monkeypatch.setattr(machine, "wait_running", wait_running)
+    calls = _fail_first_boot(nspawn, machine, monkeypatch)
     assert machine._boot(["systemd-nspawn", "-M", "slm-boot-test"], {})["status"] == "running"
     assert _Unseen.killed and len(calls) == 2
     assert "not seen as the machine's nspawn, yet still running" in capsys.readouterr().err
