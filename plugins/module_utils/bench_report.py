@@ -12,6 +12,12 @@ puts this directory on ``sys.path``) as well as through
 Input: a list of results documents, one per configuration, each as returned
 by the module in ``benchmark`` (or written to ``output_json``). The first one
 is the baseline *A*; every other one is compared with it as *B*.
+
+When a label comes back several times (the role's ``benchmark_rounds``: A, B, A, B, ...),
+its i-th document is round i. B/A is then computed round by round (round i of B against round
+i of A, which ran next to each other) and reported as the median with the lowest and highest
+round; when half that range is at least the median's distance from 1, the rows say that the
+spread is larger than the effect instead of claiming a difference.
 """
 
 DEFAULT_TITLE = "LLM serving benchmark"
@@ -157,43 +163,134 @@ def _round_ratio(value):
     return None if value is None else round(value, RATIO_DIGITS)
 
 
+def median(values):
+    """The median of the known values, or ``None``."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
+
+
+def clear_effect(ratios):
+    """For per-round B/A ratios: True when the median is further from 1 than half the spread
+    (lowest to highest round), False when the spread is as large as the effect, None with one round."""
+    known = [r for r in ratios if r is not None]
+    if len(known) < 2:
+        return None
+    return abs(median(known) - 1.0) > (max(known) - min(known)) / 2.0
+
+
+def grouped(results):
+    """(label, [documents]) in the order each label first appears; a label's i-th document is its round i."""
+    groups = []
+    where = {}
+    for position, result in enumerate(results):
+        label = label_of(result, position)
+        if label not in where:
+            where[label] = len(groups)
+            groups.append((label, []))
+        groups[where[label]][1].append(result)
+    return groups
+
+
+def round_rows(rounds_a, rounds_b):
+    """comparison_rows over rounds paired in order: the medians of A, of B and of the per-round B/A,
+    the lowest and highest per-round B/A, and whether the effect is larger than that spread."""
+    per_round = [
+        {(r["workload"], r["concurrency"]): r for r in comparison_rows(rounds_a[i], rounds_b[i])}
+        for i in range(min(len(rounds_a), len(rounds_b)))
+    ]
+    rows = []
+    for key in per_round[0] if per_round else []:
+        seen = [pr[key] for pr in per_round if key in pr]
+        row = {"workload": key[0], "concurrency": key[1], "rounds": len(seen)}
+        for field, ratio_field in (
+            ("aggregate_output_tps", "aggregate_output_tps_ratio"),
+            ("e2e_p95_ms", "e2e_p95_ratio"),
+        ):
+            ratios = [r[ratio_field] for r in seen]
+            known = [r for r in ratios if r is not None]
+            row[field + "_a"] = median(r[field + "_a"] for r in seen)
+            row[field + "_b"] = median(r[field + "_b"] for r in seen)
+            row[ratio_field] = _round_ratio(median(known))
+            row[ratio_field + "_min"] = min(known) if known else None
+            row[ratio_field + "_max"] = max(known) if known else None
+            row[ratio_field + "_clear"] = clear_effect(known)
+        rows.append(row)
+    return rows
+
+
 def comparisons(results):
     """Every configuration after the first (B) against the first (A): comparison_rows with labels.
 
     ``results`` are results documents or the role's per-configuration records (a C(label) and
-    C(levels)); each row gains C(a) and C(b), the labels of A and B.
+    C(levels)); each row gains C(a) and C(b), the labels of A and B. A label that appears more
+    than once is a set of rounds (round_rows).
     """
-    results = [normalize(r) for r in results]
-    if len(results) < 2:
+    groups = grouped([normalize(r) for r in results])
+    if len(groups) < 2:
         return []
-    base = results[0]
-    label_a = label_of(base, 0)
+    label_a, rounds_a = groups[0]
     rows = []
-    for index, other in enumerate(results[1:], start=1):
-        label_b = label_of(other, index)
-        for row in comparison_rows(base, other):
+    for label_b, rounds_b in groups[1:]:
+        if len(rounds_a) == 1 and len(rounds_b) == 1:
+            found = comparison_rows(rounds_a[0], rounds_b[0])
+        else:
+            found = round_rows(rounds_a, rounds_b)
+        for row in found:
             rows.append(dict({"a": label_a, "b": label_b}, **row))
     return rows
 
 
+def _spread(row, field):
+    """`` (median of 3 rounds, 1.41 to 1.52)`` and the verdict, for a row of several rounds."""
+    if row.get("rounds", 1) < 2:
+        return ""
+    text = " (median of %d rounds, %s to %s" % (
+        row["rounds"],
+        fmt_ratio(row.get(field + "_min")),
+        fmt_ratio(row.get(field + "_max")),
+    )
+    if row.get(field + "_clear") is False:
+        text += ": the spread between rounds is as large as the difference, no clear effect"
+    return text + ")"
+
+
 def comparison_line(row):
     """One sentence for a row of comparisons()."""
-    return "%s vs %s, %s at concurrency %s: aggregate tok/s B/A %s (%s -> %s), p95 E2E B/A %s (%s -> %s ms)" % (
+    return "%s vs %s, %s at concurrency %s: aggregate tok/s B/A %s%s (%s -> %s), p95 E2E B/A %s%s (%s -> %s ms)" % (
         row["b"],
         row["a"],
         row["workload"],
         row["concurrency"],
         fmt_ratio(row["aggregate_output_tps_ratio"]),
+        _spread(row, "aggregate_output_tps_ratio"),
         row["aggregate_output_tps_a"],
         row["aggregate_output_tps_b"],
         fmt_ratio(row["e2e_p95_ratio"]),
+        _spread(row, "e2e_p95_ratio"),
         row["e2e_p95_ms_a"],
         row["e2e_p95_ms_b"],
     )
 
 
+def _ratio_cell(row, field):
+    cell = fmt_ratio(row[field])
+    if row.get("rounds", 1) > 1:
+        cell += " (%s-%s)" % (fmt_ratio(row.get(field + "_min")), fmt_ratio(row.get(field + "_max")))
+        if row.get(field + "_clear") is False:
+            cell += " ~"
+    return cell
+
+
 def comparison_table(result_a, result_b):
     """Markdown lines of the side-by-side table of B against A."""
+    return comparison_table_rows(comparison_rows(result_a, result_b))
+
+
+def comparison_table_rows(found):
+    """Markdown lines of the side-by-side table of rows from comparison_rows or round_rows."""
     header = [
         "Workload",
         "Concurrency",
@@ -210,12 +307,12 @@ def comparison_table(result_a, result_b):
             fmt(row["concurrency"]),
             fmt(row["aggregate_output_tps_a"]),
             fmt(row["aggregate_output_tps_b"]),
-            fmt_ratio(row["aggregate_output_tps_ratio"]),
+            _ratio_cell(row, "aggregate_output_tps_ratio"),
             fmt(row["e2e_p95_ms_a"]),
             fmt(row["e2e_p95_ms_b"]),
-            fmt_ratio(row["e2e_p95_ratio"]),
+            _ratio_cell(row, "e2e_p95_ratio"),
         ]
-        for row in comparison_rows(result_a, result_b)
+        for row in found
     ]
     return _table(header, rows)
 
@@ -268,9 +365,16 @@ def render_markdown(results, title=DEFAULT_TITLE):
         "Percentiles interpolate linearly between closest ranks; they cover successful requests."
     )
     lines.append("")
+    counts = {label: len(docs) for label, docs in grouped(results)}
+    seen = {}
     for index, result in enumerate(results):
         config = result.get("config") or {}
-        lines.append("## %s" % label_of(result, index))
+        label = label_of(result, index)
+        seen[label] = seen.get(label, 0) + 1
+        if counts[label] > 1:
+            lines.append("## %s, round %d of %d" % (label, seen[label], counts[label]))
+        else:
+            lines.append("## %s" % label)
         lines.append("")
         for extra in (server_line(result), roofline_line(result)):
             if extra:
@@ -292,16 +396,22 @@ def render_markdown(results, title=DEFAULT_TITLE):
             lines.append("")
         lines.extend(config_table(result))
         lines.append("")
-    if len(results) > 1:
-        base = results[0]
-        base_label = label_of(base, 0)
+    rows = comparisons(results)
+    if rows:
         lines.append("## Side by side")
         lines.append("")
-        for index, other in enumerate(results[1:], start=1):
-            lines.append("### A = %s, B = %s" % (base_label, label_of(other, index)))
+        for label_b in [label for label, _docs in grouped(results)[1:]]:
+            mine = [row for row in rows if row["b"] == label_b]
+            lines.append("### A = %s, B = %s" % (mine[0]["a"] if mine else grouped(results)[0][0], label_b))
             lines.append("")
             lines.append("B/A above 1 means B delivers more tokens/s (better) or has a higher p95 latency (worse).")
+            if mine and mine[0].get("rounds", 1) > 1:
+                lines.append(
+                    "A and B ran in alternating rounds (A, B, A, B, ...); each B/A is the median of the rounds' own "
+                    "B/A, with the lowest and highest round in brackets; ~ marks a spread as large as the difference "
+                    "(no clear effect)."
+                )
             lines.append("")
-            lines.extend(comparison_table(base, other))
+            lines.extend(comparison_table_rows(mine))
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -190,3 +190,40 @@ def test_plot_series_one_line_per_configuration_and_workload(pair):
     assert conc == [1, 4]
     assert tps == [40.0, 100.0]
     assert p95 == [5.0, 8.0]
+
+
+def _rounds(pairs):
+    """A, B, A, B ...: each pair is (A's tok/s, B's tok/s) of one round at concurrency 8."""
+    docs = []
+    for agg_a, agg_b in pairs:
+        docs.append(_result("runbook", [_level("chatbot", 8, agg_a, 1000.0)]))
+        docs.append(_result("collection", [_level("chatbot", 8, agg_b, 500.0)]))
+    return docs
+
+
+def test_alternating_rounds_give_the_median_ratio_and_its_spread():
+    rows = bench_report.comparisons(_rounds([(10.0, 16.0), (12.0, 18.0), (11.0, 17.6)]))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["a"], row["b"], row["rounds"]) == ("runbook", "collection", 3)
+    assert row["aggregate_output_tps_ratio"] == 1.6  # rounds: 1.6, 1.5, 1.6
+    assert (row["aggregate_output_tps_ratio_min"], row["aggregate_output_tps_ratio_max"]) == (1.5, 1.6)
+    assert row["aggregate_output_tps_ratio_clear"] is True
+    assert row["aggregate_output_tps_a"] == 11.0 and row["e2e_p95_ratio"] == 0.5
+    line = bench_report.comparison_line(row)
+    assert "B/A 1.60x (median of 3 rounds, 1.50x to 1.60x)" in line and "no clear effect" not in line
+
+
+def test_a_spread_as_large_as_the_effect_is_said_not_claimed():
+    row = bench_report.comparisons(_rounds([(10.0, 9.0), (10.0, 11.5), (10.0, 10.4)]))[0]
+    assert row["aggregate_output_tps_ratio"] == 1.04 and row["aggregate_output_tps_ratio_clear"] is False
+    assert "no clear effect" in bench_report.comparison_line(row)
+    report = bench_report.render_markdown(_rounds([(10.0, 9.0), (10.0, 11.5), (10.0, 10.4)]))
+    assert "## runbook, round 2 of 3" in report and "## collection, round 3 of 3" in report
+    assert "| chatbot | 8 | 10.0 | 10.4 | 1.04x (0.90x-1.15x) ~ |" in report
+    assert report.count("### A = runbook, B = collection") == 1
+
+
+def test_one_round_each_is_the_plain_comparison():
+    rows = bench_report.comparisons(_rounds([(10.0, 16.0)]))
+    assert "rounds" not in rows[0] and rows[0]["aggregate_output_tps_ratio"] == 1.6
