@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-SECRET = "slmSECRETapikey0123456789"
-TOKEN = "hf_slmSECRETtoken0123456789"
+# Values of its own: the scenarios scan for theirs while this tier may run beside them.
+SECRET = "slmUNITapikey0123456789"
+TOKEN = "hf_slmUNITtoken0123456789"
 
 
 def _load():
@@ -59,7 +60,7 @@ def test_base64url_and_percent_encoded_forms():
 
 
 def test_nothing_found_in_clean_or_near_miss_data(matcher):
-    assert matcher.find(b"slmSECRETapikey012345678 (one character short) and hf_slmSECRET", "x") == []
+    assert matcher.find(b"slmUNITapikey012345678 (one character short) and hf_slmUNIT", "x") == []
     assert matcher.find(b"", "x") == []
 
 
