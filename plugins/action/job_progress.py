@@ -31,6 +31,22 @@ def progress_line(tail: str, pattern: str) -> tuple[str, int | None, int | None]
     return "", None, None
 
 
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def bytes_line(path: str, size: int, elapsed: float) -> str:
+    """What a download has written so far, for a job without a progress log of its own."""
+    rate = size / elapsed if elapsed > 0 else 0
+    return f"{human_bytes(size)} in {path} ({human_bytes(int(rate))}/s)"
+
+
 def format_progress(label: str, elapsed: float, line: str, done: int | None, total: int | None) -> str:
     minutes, seconds = divmod(int(elapsed), 60)
     clock = f"{minutes}m{seconds:02d}s"
@@ -43,7 +59,7 @@ def format_progress(label: str, elapsed: float, line: str, done: int | None, tot
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("jid", "log", "pattern", "label", "timeout", "interval"))
+    _VALID_ARGS = frozenset(("jid", "log", "pattern", "label", "timeout", "interval", "watch_path"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -52,6 +68,7 @@ class ActionModule(ActionBase):
         if not jid:
             raise AnsibleActionFail("job_progress needs jid (the ansible_job_id of an async task with poll: 0)")
         log = args.get("log")
+        watch_path = args.get("watch_path")
         pattern = args.get("pattern") or NINJA
         label = args.get("label") or "job"
         try:
@@ -80,7 +97,9 @@ class ActionModule(ActionBase):
                 result["elapsed"] = round(elapsed, 1)
                 result["changed"] = bool(status.get("changed", False))
                 result["finished"] = 1
-                # Like async_status under failed_when: false: the caller judges rc.
+                # Like async_status under failed_when: false: the caller judges rc, or job_failed
+                # (the job's own verdict: a module that failed, a command that exited non-zero).
+                result["job_failed"] = bool(status.get("failed", False))
                 result["failed"] = False
                 return result
             if elapsed >= timeout:
@@ -91,6 +110,13 @@ class ActionModule(ActionBase):
             if log:
                 tail = self._low_level_execute_command(f"tail -c 8192 {shlex.quote(log)} 2>/dev/null")
                 line, done, total = progress_line(to_text(tail.get("stdout", "")), pattern)
+            if watch_path and not line:
+                du = self._low_level_execute_command(
+                    f"du -sb --apparent-size {shlex.quote(watch_path)} 2>/dev/null | cut -f1"
+                )
+                written = to_text(du.get("stdout", "")).strip()
+                if written.isdigit():
+                    line = bytes_line(watch_path, int(written), elapsed)
             key = (done, total) if done is not None else line
             if key != shown or time.monotonic() - last_shown_at >= 60:
                 display.display(f"[{host}] {format_progress(label, elapsed, line, done, total)}")

@@ -30,6 +30,12 @@ options:
     description: Regular expression for the progress line; named groups C(done) and C(total) give steps.
     type: str
     default: '^\[(?P<done>\d+)/(?P<total>\d+)\]'
+  watch_path:
+    description:
+      - A file or folder on the host the job writes to (a download). When O(log) has no matching line, each
+        progress line gives the bytes under it so far and the rate (C(du --apparent-size)), for tools that
+        print no progress of their own (git clone, huggingface_hub).
+    type: path
   label:
     description: What the job is, at the start of each progress line.
     type: str
@@ -83,6 +89,12 @@ rc:
   description: The job's exit status.
   returned: when the job ended
   type: int
+job_failed:
+  description:
+    - The job's own verdict - true when the module it ran failed (a command with a non-zero exit status
+      too). This action does not fail for it; the caller decides, with the job's C(msg) and other results.
+  returned: when the job ended
+  type: bool
 elapsed:
   description: Seconds waited.
   returned: always
