@@ -320,7 +320,18 @@ def main():
     partial = dest + ".partial"
     started = time.time()
     attempts = 0
-    broken = 0
+    broken = [0]
+
+    def broke(why, kept):
+        """Count a broken attempt: fail after `retries` of them, else wait 1, 2, 4... (at most 10) s."""
+        broken[0] += 1
+        if broken[0] > params["retries"]:
+            module.fail_json(
+                msg="fetch_object: %s broke off %d times (last: %s); %s are kept in %s, rerun to resume"
+                % (shown, broken[0], why, human(kept), partial)
+            )
+        time.sleep(min(2 ** (broken[0] - 1), 10))
+
     resumed_from = os.path.getsize(partial) if os.path.exists(partial) else 0
     last_note = 0.0
     while True:
@@ -340,13 +351,7 @@ def main():
                 % (fetcher.http_url if not fetcher.s3 else "S3", fetcher.explain(error), shown)
             )
         except (URLError, OSError, HTTPException) as error:
-            broken += 1
-            if broken > params["retries"]:
-                module.fail_json(
-                    msg="fetch_object: %s failed %d times (%s); %s of it are kept in %s, rerun to resume"
-                    % (shown, broken, error, human(have), partial)
-                )
-            time.sleep(min(2 ** (broken - 1), 10))
+            broke(error, have)
             continue
         with response:
             status = response.status
@@ -384,22 +389,11 @@ def main():
                             )
                         block = response.read(CHUNK)
             except (OSError, HTTPException, socket.timeout) as error:
-                broken += 1
-                if broken > params["retries"]:
-                    module.fail_json(
-                        msg="fetch_object: %s broke off %d times (%s); %s are kept in %s, rerun to resume"
-                        % (shown, broken, error, human(done), partial)
-                    )
-                time.sleep(min(2 ** (broken - 1), 10))
+                broke(error, done)
                 continue
         if total < 0 or done >= total:
             break
-        broken += 1
-        if broken > params["retries"]:
-            module.fail_json(
-                msg="fetch_object: %s ended after %s of %s %d times; the bytes are kept in %s, rerun to resume"
-                % (shown, human(done), human(total), broken, partial)
-            )
+        broke("the server ended after %s of %s" % (human(done), human(total)), done)
     if size is not None and os.path.getsize(partial) != size:
         got_size = os.path.getsize(partial)
         os.unlink(partial)
