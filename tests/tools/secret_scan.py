@@ -170,7 +170,7 @@ def load_secrets(files: list[str], env_names: list[str]) -> dict[str, str]:
 # needles, so that no secret is ever on a command line or in a file there).
 WALKER = r"""
 def walk(args):
-    import os, stat, json, sys, time
+    import fnmatch, os, stat, json, sys, time
     needles = [(n, e, bytes.fromhex(h)) for n, e, h in args["needles"]]
     longest = max(len(x[2]) for x in needles)
     hits, scanned, skipped, errors = [], 0, [], 0
@@ -180,7 +180,8 @@ def walk(args):
         if not os.path.lexists(top):
             continue
         for root, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if os.path.join(root, d) not in args.get("exclude", [])]
+            dirs[:] = [d for d in dirs if os.path.join(root, d) not in args.get("exclude", [])
+                       and not any(fnmatch.fnmatch(d, g) for g in args.get("skip_globs", []))]
             for name in files:
                 path = os.path.join(root, name)
                 try:
@@ -245,6 +246,12 @@ while True:
         break
     time.sleep(interval)
 """
+
+
+# Scratch copies of this repository and its tests that other test tiers write under /tmp while
+# a scan runs (the sanity tier's collection copy, pytest's tmp folders). They hold the test
+# values by design; they are not output of the command under the scanner.
+LOCAL_SKIP_GLOBS = ["slm-edge-sanity-*", "pytest-of-*"]
 
 
 def walk_args(matcher: Matcher, paths: list[str], **extra) -> dict:
@@ -469,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
             summary["errors"].append(f"{name}: {exc}")
     if args.local_path:
-        found, result = scan_local(matcher, args.local_path, newer=started - 1)
+        found, result = scan_local(matcher, args.local_path, newer=started - 1, skip_globs=LOCAL_SKIP_GLOBS)
         summary["findings"] += [f.as_dict() for f in found]
         files["local (changed during the run)"] = {"scanned": result["scanned"]}
     if args.scan_dir:

@@ -180,3 +180,12 @@ def test_missing_machine_is_an_error_not_a_pass(tmp_path, capsys, monkeypatch):
     rc = scan.main(["--secrets-file", str(secrets), "--machine", "no-such-machine-xyz"])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 1 and "not running" in summary["errors"][0]
+
+
+def test_the_local_walk_skips_other_tiers_scratch_copies_of_the_repository(tmp_path, matcher):
+    for folder in ("slm-edge-sanity-abc123/ansible_collections", "pytest-of-root/pytest-7", "ansible-tmp-1"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "leak.txt").write_text(f"key={SECRET}\n")
+        (tmp_path / folder / "leak.txt").chmod(0o644)
+    found = scan.scan_local(matcher, [str(tmp_path)], skip_globs=scan.LOCAL_SKIP_GLOBS)[0]
+    assert [Path(f.where.split(":", 1)[1]).parent.name for f in found] == ["ansible-tmp-1"]
