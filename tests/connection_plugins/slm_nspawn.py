@@ -7,11 +7,18 @@ the wrong one. This plugin reads the PID from the harness's state directory,
 keyed on ``ansible_host`` (the machine name), at connect time: delegation and
 reboots both work, and a machine that is not running fails the connection
 instead of falling back to PID 1 (the host).
+
+nsenter hands the machine's processes the controller's environment. A real host reached over
+SSH does not get the controller's AWS keys, tokens or passwords, so those variables are left
+out of every command run in a machine: a test of the instance profile path (the IMDSv2
+stand-in) would otherwise pass on the controller's AWS_ACCESS_KEY_ID. Task ``environment:``
+still reaches the machine (Ansible puts it in the command itself).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ansible.errors import AnsibleConnectionFailure
@@ -34,13 +41,27 @@ options:
     description: Ignored; the PID is read from the harness state at connect time.
     type: int
     default: 0
+  pipelining:
+    description:
+      - Send each module to the machine's python on stdin (one nsenter) instead of writing it to a
+        temporary file first (four). The machines are entered as root, so no become prompt needs a pty.
+    type: bool
+    default: true
+    env:
+      - name: ANSIBLE_PIPELINING
+    vars:
+      - name: ansible_pipelining
 """
 
 STATE_ROOT = Path(os.environ.get("SLM_TEST_ROOT", "/var/lib/slm-edge-test"))
+# The controller's credentials, which a host reached over SSH would not have.
+CONTROLLER_ONLY = re.compile(r"^(AWS_|HF_|HUGGING_FACE_|GH_|GITHUB_)|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
 class Connection(NsenterConnection):
     transport = "slm_nspawn"
+    # exec_command hands in_data to the process's stdin, which is all pipelining needs.
+    has_pipelining = True
 
     def _connect(self):
         # play_context.remote_addr is the delegated host's address when a task is delegated.
@@ -55,3 +76,13 @@ class Connection(NsenterConnection):
             ) from exc
         self.set_option("nsenter_pid", pid)
         return super()._connect()
+
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        # Runs in the task's worker process: the environment is put back before it returns.
+        withheld = {name: value for name, value in os.environ.items() if CONTROLLER_ONLY.search(name)}
+        for name in withheld:
+            del os.environ[name]
+        try:
+            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        finally:
+            os.environ.update(withheld)
