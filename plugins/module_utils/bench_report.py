@@ -211,8 +211,8 @@ def round_rows(rounds_a, rounds_b):
         ):
             ratios = [r[ratio_field] for r in seen]
             known = [r for r in ratios if r is not None]
-            row[field + "_a"] = median(r[field + "_a"] for r in seen)
-            row[field + "_b"] = median(r[field + "_b"] for r in seen)
+            row[field + "_a"] = _round_ratio(median(r[field + "_a"] for r in seen))
+            row[field + "_b"] = _round_ratio(median(r[field + "_b"] for r in seen))
             row[ratio_field] = _round_ratio(median(known))
             row[ratio_field + "_min"] = min(known) if known else None
             row[ratio_field + "_max"] = max(known) if known else None
