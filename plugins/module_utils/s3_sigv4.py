@@ -31,6 +31,12 @@ class CredentialsError(Exception):
     """No credentials were found, or the metadata service refused them."""
 
 
+def region_or_default(region=None, env=None):
+    """``region``, else AWS_REGION, AWS_DEFAULT_REGION, then us-east-1 (botocore's order)."""
+    env = os.environ if env is None else env
+    return region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def parse_s3_url(url):
     """``s3://bucket/key`` as (bucket, key); ValueError naming what is wrong."""
     parts = urlsplit(url)

@@ -211,12 +211,7 @@ class Fetcher:
                 self.bucket, self.key = s3_sigv4.parse_s3_url(self.url)
             except ValueError as error:
                 module.fail_json(msg="fetch_object: url %s is %s" % (masked(self.url), error))
-            self.region = (
-                self.params["region"]
-                or os.environ.get("AWS_REGION")
-                or os.environ.get("AWS_DEFAULT_REGION")
-                or "us-east-1"
-            )
+            self.region = s3_sigv4.region_or_default(self.params["region"])
             self.http_url = s3_sigv4.object_url(self.bucket, self.key, self.region, self.params["endpoint_url"])
         else:
             self.http_url = self.url
@@ -295,10 +290,11 @@ def main():
     result = dict(changed=False, found=True, dest=dest, source=shown)
     fetcher = Fetcher(module)
 
-    def finish(changed):
+    def finish(changed, sha256):
+        """Exit with dest's attributes set; ``sha256`` is dest's, already computed (files can be GBs)."""
         file_args = module.load_file_common_arguments(params, path=dest)
         changed = module.set_fs_attributes_if_different(file_args, changed)
-        result.update(changed=changed, size=os.path.getsize(dest), sha256=file_sha256(dest))
+        result.update(changed=changed, size=os.path.getsize(dest), sha256=sha256)
         if fetcher.credentials:
             result["credentials_source"] = fetcher.credentials["source"]
         module.exit_json(**result)
@@ -306,13 +302,12 @@ def main():
     size = params["size"]
     if size is not None and size < 0:
         module.fail_json(msg="fetch_object: size must be 0 or more bytes, got %d" % size)
-    if (
-        os.path.exists(dest)
-        and (size is None or os.path.getsize(dest) == size)
-        and ((expected and file_sha256(dest) == expected) or (not expected and not params["force"]))
-    ):
+    have_sha256 = (
+        file_sha256(dest) if os.path.exists(dest) and (size is None or os.path.getsize(dest) == size) else None
+    )
+    if have_sha256 and ((expected and have_sha256 == expected) or (not expected and not params["force"])):
         result.update(resumed_from=0, attempts=0)
-        finish(False)
+        finish(False, have_sha256)
     if module.check_mode:
         result.update(changed=True)
         module.exit_json(**result)
@@ -413,7 +408,7 @@ def main():
         params["progress_file"], "downloaded %s in %.0fs" % (human(os.path.getsize(dest)), time.time() - started)
     )
     result.update(resumed_from=resumed_from, attempts=attempts)
-    finish(True)
+    finish(True, got)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,6 @@ credentials_source:
   type: str
 """
 
-import os
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 
@@ -115,7 +114,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    region = params["region"] or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = s3_sigv4.region_or_default(params["region"])
     where = "s3://%s/%s" % (params["bucket"], params["prefix"])
     try:
         credentials = s3_sigv4.find_credentials(imds_endpoint=params["imds_endpoint"])
