@@ -365,7 +365,8 @@ def render_markdown(results, title=DEFAULT_TITLE):
         "Percentiles interpolate linearly between closest ranks; they cover successful requests."
     )
     lines.append("")
-    counts = {label: len(docs) for label, docs in grouped(results)}
+    groups = grouped(results)
+    counts = {label: len(docs) for label, docs in groups}
     seen = {}
     for index, result in enumerate(results):
         config = result.get("config") or {}
@@ -400,9 +401,9 @@ def render_markdown(results, title=DEFAULT_TITLE):
     if rows:
         lines.append("## Side by side")
         lines.append("")
-        for label_b in [label for label, _docs in grouped(results)[1:]]:
+        for label_b, _docs in groups[1:]:
             mine = [row for row in rows if row["b"] == label_b]
-            lines.append("### A = %s, B = %s" % (mine[0]["a"] if mine else grouped(results)[0][0], label_b))
+            lines.append("### A = %s, B = %s" % (groups[0][0], label_b))
             lines.append("")
             lines.append("B/A above 1 means B delivers more tokens/s (better) or has a higher p95 latency (worse).")
             if mine and mine[0].get("rounds", 1) > 1:
