@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,3 +58,14 @@ def test_the_summary_compares_the_receivers_with_the_builder():
     assert summary["ratio"] == 1.15 and summary["receiver_share_of_builder"] == round(20.5 / 480, 3)
     table = fleet_timing.markdown(one, many, summary)
     assert "| 2 hosts | 690 s (1.15x) | 480 s | 20 s |" in table
+
+
+def test_the_report_is_found_after_the_progress_lines():
+
+    text = (
+        "[slm-time-1] llama.cpp build k: 14/226 steps (6%), 0m10s elapsed\n{oops\n"
+        + json.dumps(REPORT, indent=0)
+        + "\n"
+    )
+    assert fleet_timing.load_report(text) == REPORT
+    assert fleet_timing.load_report("[h] no report\n") == {}
