@@ -526,6 +526,8 @@ def summarize(gguf, string_limit=STRING_LIMIT):
         "block_count": _largest(arch_value("block_count")),
         "head_count": _largest(arch_value("attention.head_count")),
         "head_count_kv": _largest(arch_value("attention.head_count_kv")),
+        "key_length": _largest(arch_value("attention.key_length")),
+        "value_length": _largest(arch_value("attention.value_length")),
         "file_type": file_type,
         "file_type_name": file_type_name(file_type),
         "quantization": quantization,

@@ -57,12 +57,16 @@ EXAMPLES = r"""
     path: /opt/slm/models/qwen2.5-0.5b-instruct-q4_k_m.gguf
   register: model_info
 
-- name: Refuse a context longer than the model was trained for
+- name: Refuse a per-request context longer than the model was trained for
   ansible.builtin.assert:
-    that: llama_server_ctx_size | int <= model_info.gguf.context_length
+    that: request_ctx | int <= model_info.gguf.context_length
     fail_msg: >-
-      llama_server_ctx_size={{ llama_server_ctx_size }} is larger than the trained context
-      ({{ model_info.gguf.context_length }}) of {{ model_info.gguf.path }}; lower llama_server_ctx_size.
+      request_ctx={{ request_ctx }} is larger than the trained context
+      ({{ model_info.gguf.context_length }}) of {{ model_info.gguf.path }}; lower request_ctx.
+
+- name: Size llama-server's slots from the KV cache per token (slm.edge.slot_plan)
+  ansible.builtin.debug:
+    msg: "{{ model_info.gguf | slm.edge.slot_plan(memory_mib=16384, model_mib=1024) }}"
 
 - name: Refuse a model that does not fit in GPU memory
   ansible.builtin.assert:
@@ -167,6 +171,20 @@ gguf:
       type: int
       returned: success
       sample: 4
+    key_length:
+      description:
+        - Size of one attention key head, C(<architecture>.attention.key_length); V(null) when not set (then it is
+          C(embedding_length / head_count)).
+      type: int
+      returned: success
+      sample: 128
+    value_length:
+      description:
+        - Size of one attention value head, C(<architecture>.attention.value_length); V(null) when not set (then it is
+          the key length).
+      type: int
+      returned: success
+      sample: 128
     file_type:
       description: The C(general.file_type) number (llama.cpp C(llama_ftype)), V(null) when not set.
       type: int

@@ -113,7 +113,7 @@ def test_applies_everything_then_changes_nothing(controller):
     }
     survey = {q["variable"]: q for q in fake.survey("job_templates", "slm-edge site")["spec"]}
     assert survey["model_source"]["default"] == "hf"
-    assert survey["llama_server_ctx_size"]["default"] == 8192
+    assert survey["llama_server_ctx_size"]["default"] == "auto"
     provision = fake.named("job_templates", "slm-edge provision")
     assert json.loads(provision["extra_vars"])["aws_region"] == "us-west-2"
     assert {c["name"] for c in fake.associated("job_templates", provision["id"], "credentials")} == {"slm-edge AWS"}

@@ -283,7 +283,8 @@ def _incompatible(q: dict, opt: dict, var: str) -> str | None:
     expected = SURVEY_TYPES[qtype]
     if spec_type == "bool" and qtype == "multiplechoice" and choices and set(choices) <= BOOL_CHOICES:
         allowed = sorted(BOOL_CHOICES)
-    elif spec_type != expected:
+    elif spec_type not in (expected, "raw"):
+        # raw (auto or a number, say) takes whatever the survey gives; the role's own checks read it.
         return f"survey type {qtype} gives {expected}, the spec wants {spec_type}"
     if qtype in ("multiplechoice", "multiselect"):
         if not choices:

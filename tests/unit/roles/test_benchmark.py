@@ -71,7 +71,7 @@ def test_default_configurations_are_valid_llama_server_settings():
         "llama_server_parallel": 1,
         "llama_server_flash_attn": "off",
     }
-    assert collection["llama_server_parallel"] == 4
+    assert collection["llama_server_parallel"] == "auto"
     assert collection["llama_server_flash_attn"] == "auto"
     assert collection["llama_server_replica_mode"] == "auto"
 
