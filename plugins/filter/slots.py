@@ -206,7 +206,7 @@ def slot_plan(
     trained = int(gguf.get("context_length") or 0)
     max_parallel = _int("max_parallel", max_parallel, 1)
     per_token = kv_bytes_per_token(gguf, cache_type_k, cache_type_v)
-    budget = int(memory_mib) - int(model_mib) - int(headroom_mib)
+    budget = max(int(memory_mib) - int(model_mib) - int(headroom_mib), 0)
     reasons = []
 
     if _auto(slot_ctx) and int(n_predict) <= 0:
@@ -224,7 +224,7 @@ def slot_plan(
 
     memory_slots = None
     if per_token:
-        memory_slots = max(budget, 0) * (1 << 20) // (slot * per_token)
+        memory_slots = budget * (1 << 20) // (slot * per_token)
         shape = (
             f"KV cache {_size(per_token)} per token ({gguf.get('block_count')} layers x "
             f"{gguf.get('head_count_kv') or gguf.get('head_count')} KV heads, K {cache_type_k}, V {cache_type_v}), "
@@ -251,7 +251,7 @@ def slot_plan(
             slots = max(1, min(max_parallel, memory_slots))
             reasons.append(
                 f"{_slots(slots)}: {shape}; {where} {int(memory_mib)} MiB - model {int(model_mib)} MiB - headroom "
-                f"{int(headroom_mib)} MiB leaves {max(budget, 0)} MiB, room for {_slots(memory_slots)}"
+                f"{int(headroom_mib)} MiB leaves {budget} MiB, room for {_slots(memory_slots)}"
                 f" (at most {max_parallel})"
             )
     else:
@@ -259,10 +259,9 @@ def slot_plan(
 
     total = given_ctx if given_ctx else slots * slot
     kv_bytes = per_token * total
-    fits = not per_token or kv_bytes <= max(budget, 0) * (1 << 20)
+    fits = not per_token or kv_bytes <= budget * (1 << 20)
     reasons.append(
-        f"context {total} tokens ({slots} x {total // slots});"
-        f" KV cache {_size(kv_bytes)} of the {max(budget, 0)} MiB left"
+        f"context {total} tokens ({slots} x {total // slots}); KV cache {_size(kv_bytes)} of the {budget} MiB left"
         if per_token
         else f"context {total} tokens ({slots} x {total // slots})"
     )
@@ -272,7 +271,7 @@ def slot_plan(
         "slot_ctx": total // slots,
         "kv_bytes_per_token": per_token,
         "kv_mib": round(kv_bytes / (1 << 20), 1),
-        "budget_mib": max(budget, 0),
+        "budget_mib": budget,
         "memory_slots": memory_slots,
         "fits": fits,
         "reasons": reasons,

@@ -7,8 +7,8 @@ Makes the ``bench`` generated Llama (tests/fixtures/tiny_model.py --shape bench:
 width 512, about 24M parameters) and converts it to an f16 GGUF on the controller, boots the
 nspawn host slm-bench (port 18980), deploys it with playbooks/site.yml (llama.cpp from
 ``--artifacts``, an artifact store a fleet run left, when given; the model quantized to
-Q8_0), then runs playbooks/benchmark.yml with the role's two configurations (the runbook's
-command line against the collection's defaults, and the defaults with a q8_0 KV cache) in
+Q8_0), then runs playbooks/benchmark.yml with the role's default configurations (the runbook's
+command line against the collection's defaults) and the defaults with a q8_0 KV cache, in
 alternating rounds, and prints the report.
 Load goes to 127.0.0.1 only, bounded in requests and seconds per level. Takes 20 to 30 minutes
 on 2 cores; run it on a quiet machine, the figures are only as steady as the machine.
@@ -24,44 +24,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("SLM_TEST_CACHE", "/var/cache/slm-edge-test"))
 FIXTURES = CACHE / "fixtures"
 HOST = "slm-bench"
-# The role's two default configurations, and the defaults with a q8_0 KV cache (the option's effect).
-CONFIGURATIONS = [
-    {
-        "label": "runbook",
-        "description": "The runbook's command line: one process (-sm row), one slot, no flash attention",
-        "llama_server": {
-            "llama_server_replica_mode": "single",
-            "llama_server_split_mode": "row",
-            "llama_server_parallel": 1,
-            "llama_server_flash_attn": "off",
-        },
-    },
-    {
-        "label": "collection",
-        "description": "The collection's defaults (auto replicas, auto slots, flash attention auto)",
-        "llama_server": {
-            "llama_server_replica_mode": "auto",
-            "llama_server_parallel": "auto",
-            "llama_server_flash_attn": "auto",
-        },
-    },
-    {
+PORT = 18980
+
+
+def configurations() -> list[dict]:
+    """The benchmark role's default configurations, and its last one with a q8_0 KV cache (the option's effect)."""
+    defaults = yaml.safe_load((ROOT / "roles" / "benchmark" / "defaults" / "main.yml").read_text())
+    ours = defaults["benchmark_configurations"]
+    q8 = {
         "label": "kv-q8",
         "description": "The defaults with a q8_0 KV cache (-ctk q8_0 -ctv q8_0)",
         "llama_server": {
-            "llama_server_replica_mode": "auto",
-            "llama_server_parallel": "auto",
-            "llama_server_flash_attn": "auto",
+            **ours[-1]["llama_server"],
             "llama_server_cache_type_k": "q8_0",
             "llama_server_cache_type_v": "q8_0",
         },
-    },
-]
-PORT = 18980
+    }
+    return [*ours, q8]
 
 
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
@@ -145,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark_llama_bench_prompt_tokens": 128,
         "benchmark_llama_bench_gen_tokens": 64,
         "benchmark_title": "CPU: generated 24M-parameter Llama (Q8_0), runbook vs collection defaults",
-        "benchmark_configurations": CONFIGURATIONS,
+        "benchmark_configurations": configurations(),
     }
     try:
         sh("ansible-playbook", "-i", str(work / "hosts.yml"), "playbooks/benchmark.yml", "-e", json.dumps(load))
