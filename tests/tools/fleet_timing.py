@@ -66,7 +66,7 @@ def load_report(text: str) -> dict:
     for line in text.splitlines(keepends=True):
         if line.startswith("{"):
             try:
-                document, _ = decoder.raw_decode(text, offset)
+                document = decoder.raw_decode(text, offset)[0]
             except json.JSONDecodeError:
                 pass
             else:
