@@ -70,6 +70,11 @@ options:
     description: Most slots C(auto) picks.
     type: int
     default: 8
+  draft:
+    description:
+      - The draft model's metadata (speculative decoding), or V(null). llama-server keeps a draft context as long as
+        the served one, so its KV bytes per token add to the served model's (its size must be in O(model_mib)).
+    type: dict
   where:
     description: Words for the memory in the reasons (C(host RAM), C(GPU 0)).
     type: str
@@ -200,12 +205,17 @@ def slot_plan(
     cache_type_k="f16",
     cache_type_v="f16",
     max_parallel=8,
+    draft=None,
     where="memory",
 ):
     gguf = gguf or {}
     trained = int(gguf.get("context_length") or 0)
     max_parallel = _int("max_parallel", max_parallel, 1)
     per_token = kv_bytes_per_token(gguf, cache_type_k, cache_type_v)
+    draft_per_token = kv_bytes_per_token(draft, cache_type_k, cache_type_v) if draft else 0
+    if per_token and draft:
+        # Unknown draft shape: the served model's per token is a generous stand-in (drafts are smaller).
+        per_token += draft_per_token or per_token
     budget = max(int(memory_mib) - int(model_mib) - int(headroom_mib), 0)
     reasons = []
 
@@ -227,7 +237,9 @@ def slot_plan(
         memory_slots = budget * (1 << 20) // (slot * per_token)
         shape = (
             f"KV cache {_size(per_token)} per token ({gguf.get('block_count')} layers x "
-            f"{gguf.get('head_count_kv') or gguf.get('head_count')} KV heads, K {cache_type_k}, V {cache_type_v}), "
+            f"{gguf.get('head_count_kv') or gguf.get('head_count')} KV heads, K {cache_type_k}, V {cache_type_v}"
+            + (f", with the draft's {_size(draft_per_token)}" if draft else "")
+            + "), "
             f"{_size(per_token * slot)} per slot"
         )
     else:

@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "benchmark"
 LLAMA_SERVER = ROOT / "roles" / "llama_server"
 # llama_server defaults that are templates: the benchmark resolves these itself.
-RESOLVED_BY_BENCHMARK = {"llama_server_bin", "llama_server_model_path", "llama_server_model_alias"}
+RESOLVED_BY_BENCHMARK = {
+    "llama_server_bin",
+    "llama_server_model_path",
+    "llama_server_model_alias",
+    "llama_server_model_draft_path",
+}
 
 
 def _load_cli():

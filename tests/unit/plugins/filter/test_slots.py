@@ -86,3 +86,23 @@ def test_output_until_the_end_takes_the_trained_context():
 def test_bad_values_are_named(kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         slot_plan(TINY, memory_mib=1000, model_mib=1, **kwargs)
+
+
+# SmolLM2-135M, the 1.7B's draft: 30 layers, 9 heads, 3 KV heads, embedding 576 (head 64).
+SMOLLM2_135M = {"block_count": 30, "head_count": 9, "head_count_kv": 3, "embedding_length": 576, "context_length": 8192}
+
+
+def test_a_draft_model_adds_its_kv_cache_per_token():
+    alone = slot_plan(SMOLLM2, memory_mib=15360, model_mib=3264, headroom_mib=1024, max_parallel=64)
+    drafted = slot_plan(
+        SMOLLM2, memory_mib=15360, model_mib=3264 + 270, headroom_mib=1024, max_parallel=64, draft=SMOLLM2_135M
+    )
+    # 30 x 3 x 128 x 2 = 23040 bytes more per token: 219648 in all.
+    assert drafted["kv_bytes_per_token"] == 196_608 + 23_040
+    assert drafted["memory_slots"] < alone["memory_slots"]
+    assert "with the draft's 22.5 KiB" in drafted["reasons"][1]
+    # A draft of unknown shape counts as much as the served model.
+    assert (
+        slot_plan(SMOLLM2, memory_mib=15360, model_mib=3264, draft={"block_count": 1})["kv_bytes_per_token"]
+        == 2 * 196_608
+    )
