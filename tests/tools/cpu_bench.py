@@ -7,9 +7,10 @@ Makes the ``bench`` generated Llama (tests/fixtures/tiny_model.py --shape bench:
 width 512, about 24M parameters) and converts it to an f16 GGUF on the controller, boots the
 nspawn host slm-bench (port 18980), deploys it with playbooks/site.yml (llama.cpp from
 ``--artifacts``, an artifact store a fleet run left, when given; the model quantized to
-Q8_0), then runs playbooks/benchmark.yml with the role's default configurations (the runbook's
-command line against the collection's defaults) and the defaults with a q8_0 KV cache, in
-alternating rounds, and prints the report.
+Q8_0, and its 1-layer draft ``bench-draft`` through model_draft), then runs playbooks/benchmark.yml
+with the role's default configurations (the runbook's command line against the collection's
+defaults), the defaults with a q8_0 KV cache and the defaults with speculative decoding
+(``--options``), in alternating rounds, and prints the report.
 Load goes to 127.0.0.1 only, bounded in requests and seconds per level. Takes 20 to 30 minutes
 on 2 cores; run it on a quiet machine, the figures are only as steady as the machine.
 """
@@ -33,20 +34,41 @@ HOST = "slm-bench"
 PORT = 18980
 
 
-def configurations() -> list[dict]:
-    """The benchmark role's default configurations, and its last one with a q8_0 KV cache (the option's effect)."""
+DRAFT = "/opt/slm/models/bench-llama-draft/bench-llama-draft-Q8_0.gguf"
+
+
+def configurations(options: list[str]) -> list[dict]:
+    """The benchmark role's default configurations, then its last one with each option asked for.
+
+    kv-q8: a q8_0 KV cache (-ctk q8_0 -ctv q8_0); draft: speculative decoding with the 1-layer
+    bench-draft Llama (deployed by slm.edge.model's model_draft). Only the draft configuration drafts.
+    """
     defaults = yaml.safe_load((ROOT / "roles" / "benchmark" / "defaults" / "main.yml").read_text())
-    ours = defaults["benchmark_configurations"]
-    q8 = {
-        "label": "kv-q8",
-        "description": "The defaults with a q8_0 KV cache (-ctk q8_0 -ctv q8_0)",
-        "llama_server": {
-            **ours[-1]["llama_server"],
-            "llama_server_cache_type_k": "q8_0",
-            "llama_server_cache_type_v": "q8_0",
-        },
+    ours = [
+        {**c, "llama_server": {**c["llama_server"], "llama_server_model_draft_path": ""}}
+        for c in defaults["benchmark_configurations"]
+    ]
+    variants = {
+        "kv-q8": (
+            "The defaults with a q8_0 KV cache (-ctk q8_0 -ctv q8_0)",
+            {"llama_server_cache_type_k": "q8_0", "llama_server_cache_type_v": "q8_0"},
+        ),
+        "draft": (
+            "The defaults with speculative decoding: the 1-layer bench-draft Llama (Q8_0) drafts",
+            {"llama_server_model_draft_path": DRAFT},
+        ),
     }
-    return [*ours, q8]
+    return [
+        *ours,
+        *(
+            {
+                "label": name,
+                "description": variants[name][0],
+                "llama_server": {**ours[-1]["llama_server"], **variants[name][1]},
+            }
+            for name in options
+        ),
+    ]
 
 
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
@@ -54,11 +76,11 @@ def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)
 
 
-def bench_gguf() -> Path:
-    """The bench Llama as an f16 GGUF, converted once with the real converter."""
+def bench_gguf(shape: str = "bench") -> Path:
+    """A generated Llama (bench, or its bench-draft) as an f16 GGUF, converted once with the real converter."""
     sh(sys.executable, "tests/fixtures/llama_src.py")
-    sh(sys.executable, "tests/fixtures/tiny_model.py", "--shape", "bench")
-    out = FIXTURES / "bench-llama-gguf" / "bench-llama-f16.gguf"
+    sh(sys.executable, "tests/fixtures/tiny_model.py", "--shape", shape)
+    out = FIXTURES / f"{shape}-llama-gguf" / f"{shape}-llama-f16.gguf"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         converter = sorted(FIXTURES.glob("llama.cpp-*/convert_hf_to_gguf.py"))[0]
@@ -70,7 +92,7 @@ def bench_gguf() -> Path:
             "f16",
             "--outfile",
             str(partial),
-            str(FIXTURES / "bench-llama"),
+            str(FIXTURES / f"{shape}-llama"),
             stdout=subprocess.DEVNULL,
         )
         partial.rename(out)
@@ -85,11 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=45, help="most seconds per level")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--artifacts", type=Path, help="a llama.cpp artifact store to install from")
+    parser.add_argument(
+        "--options",
+        nargs="*",
+        default=["kv-q8", "draft"],
+        choices=["kv-q8", "draft"],
+        help="configurations measured besides the runbook and the defaults",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "cpu-bench")
     parser.add_argument("--keep", action="store_true", help="leave the host running afterwards")
     args = parser.parse_args(argv)
 
     model_dir = bench_gguf()
+    draft_dir = bench_gguf("bench-draft")
     work = args.out / "inventory"
     shutil.rmtree(work, ignore_errors=True)
     (work / "host_vars").mkdir(parents=True)
@@ -111,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         "model_name": "bench-llama",
         "model_local_path": str(model_dir),
         "llama_server_n_predict": args.max_tokens,
+        # The draft goes through slm.edge.model like the served model; site.yml serves without it.
+        "model_draft": {
+            "name": "bench-llama-draft",
+            "source": "local",
+            "local_path": str(draft_dir),
+            "quantizations": ["Q8_0"],
+        },
+        "llama_server_model_draft_path": "",
     }
     if args.artifacts:
         deploy["llama_cpp_artifact_dir"] = str(args.artifacts)
@@ -118,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     results = args.out / "results"
     shutil.rmtree(results, ignore_errors=True)
     load = {
-        **deploy,
+        **{k: v for k, v in deploy.items() if k != "llama_server_model_draft_path"},
         "benchmark_output_dir": str(results),
         "benchmark_port": PORT + 100,
         "benchmark_rounds": args.rounds,
@@ -130,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark_llama_bench_prompt_tokens": 128,
         "benchmark_llama_bench_gen_tokens": 64,
         "benchmark_title": "CPU: generated 24M-parameter Llama (Q8_0), runbook vs collection defaults",
-        "benchmark_configurations": configurations(),
+        "benchmark_configurations": configurations(args.options),
     }
     try:
         sh("ansible-playbook", "-i", str(work / "hosts.yml"), "playbooks/benchmark.yml", "-e", json.dumps(load))
