@@ -6,8 +6,9 @@ to the request's ``reply_to`` queue with the same ``correlation_id``.
 
 Delivery guarantees (at-least-once):
 
-* prefetch (basic.qos) equals the servers' parallel slots, so the broker never
-  hands this worker more requests than the servers can run at once;
+* prefetch (basic.qos) is the servers' parallel slots plus one each (the role's default), so
+  the broker never hands this worker more than the servers can run and one waiting request
+  each, which starts the moment a slot frees;
 * a request is acknowledged only after its answer (or its dead-letter copy) was
   published and confirmed by the broker (publisher confirms), so a crash or a
   ``kill -9`` at any moment loses nothing: the broker redelivers what was not
