@@ -50,7 +50,7 @@ def set_prefetch(machine, prefetch: int) -> None:
     )
     machine.exec([PY, "-c", script, str(prefetch)])
     machine.exec(["systemctl", "restart", "slm-queue-worker"])
-    for _ in range(60):
+    for _attempt in range(60):
         probe = machine.exec(
             ["sh", "-c", f"{PY} -c \"import urllib.request as u; print(u.urlopen('{METRICS}').read().decode())\""],
             check=False,
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict]] = {}
     try:
         for max_tokens in args.max_tokens:
-            for _ in range(args.rounds):
+            for _round in range(args.rounds):
                 runs.setdefault(f"direct max_tokens={max_tokens}", []).append(
                     burst(machine, args.count, max_tokens, True)
                 )
