@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=16, help="requests per level")
     parser.add_argument("--seconds", type=int, default=45, help="most seconds per level")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument(
+        "--workloads", nargs="+", default=["chatbot", "summarization"], choices=["chatbot", "summarization"]
+    )
     parser.add_argument("--artifacts", type=Path, help="a llama.cpp artifact store to install from")
     parser.add_argument(
         "--options",
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark_port": PORT + 100,
         "benchmark_rounds": args.rounds,
         "benchmark_concurrency": args.concurrency,
+        "benchmark_workloads": args.workloads,
         "benchmark_requests_per_level": args.requests,
         "benchmark_max_seconds_per_level": args.seconds,
         "benchmark_chatbot_max_tokens": args.max_tokens,
