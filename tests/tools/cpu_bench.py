@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     (work / "host_vars").mkdir(parents=True)
     (work / "group_vars").symlink_to(ROOT / "inventories" / "local" / "group_vars")
-    (work / "host_vars" / f"{HOST}.yml").write_text(f"---\nllama_server_port: {PORT}\n")
     harness = [sys.executable, "tests/harness/nspawn.py"]
     sh(
         *harness,
@@ -155,11 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.artifacts:
         deploy["llama_cpp_artifact_dir"] = str(args.artifacts)
-    sh("ansible-playbook", "-i", str(work / "hosts.yml"), "playbooks/site.yml", "-e", json.dumps(deploy))
+    # In the inventory, not as extra vars: model_* extra vars would apply to the draft too (the
+    # model role refuses them with model_draft).
+    (work / "host_vars" / f"{HOST}.yml").write_text(
+        "---\n" + yaml.safe_dump({"llama_server_port": PORT, **deploy}, sort_keys=False)
+    )
+    sh("ansible-playbook", "-i", str(work / "hosts.yml"), "playbooks/site.yml")
     results = args.out / "results"
     shutil.rmtree(results, ignore_errors=True)
     load = {
-        **{k: v for k, v in deploy.items() if k != "llama_server_model_draft_path"},
         "benchmark_output_dir": str(results),
         "benchmark_port": PORT + 100,
         "benchmark_rounds": args.rounds,
