@@ -121,6 +121,8 @@ def report(
         "wall_s": round(wall, 4),
         "throughput_rps": round(answered / wall, 3) if wall > 0 else None,
         "latency_s": summarize(latencies),
+        # This client's own CPU seconds (what sending and collecting cost on its host).
+        "cpu_s": round(time.process_time(), 4),
         "answers": rows[:show] if show >= 0 else rows,
     }
     code = EXIT_MISSING if missing else EXIT_ERRORS if errors else EXIT_OK

@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -345,6 +346,11 @@ class Metrics:
                     value=self.unroutable_replies,
                 ),
                 CounterMetricFamily(
+                    "slm_queue_server_connections_opened",
+                    "Connections opened to llama-server (kept alive between requests unless keepalive is off).",
+                    value=SERVER_CONNECTIONS_OPENED.value,
+                ),
+                CounterMetricFamily(
                     "slm_queue_log_lines_dropped",
                     "JSON log lines dropped because the journal fell behind.",
                     value=LOG.dropped,
@@ -380,6 +386,7 @@ def load_config(path: str) -> dict[str, Any]:
         "servers": ["http://127.0.0.1:8080"],
         "api_key_file": "",
         "prefetch": 4,
+        "keepalive": True,
         "max_attempts": 3,
         "request_timeout": 300,
         "health_interval": 2.0,
@@ -418,28 +425,109 @@ def server_context(ca_file: str = "") -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or None)
 
 
+# One kept-alive connection per HTTP thread and server: a request then costs llama-server and the
+# worker no TCP handshake (and no TLS one for https servers), and no new handler thread in
+# llama-server's HTTP pool.
+_CONNECTIONS = threading.local()
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+SERVER_CONNECTIONS_OPENED = _Counter()
+
+
+def _connection(server: str, timeout: float, context: ssl.SSLContext | None) -> tuple[http.client.HTTPConnection, bool]:
+    """This thread's connection to server, and whether it has served a request before."""
+    pool = getattr(_CONNECTIONS, "pool", None)
+    if pool is None:
+        pool = _CONNECTIONS.pool = {}
+    conn = pool.get(server)
+    if conn is not None and conn.sock is not None:
+        conn.sock.settimeout(timeout)
+        return conn, True
+    parts = urllib.parse.urlsplit(server)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    pool[server] = conn
+    SERVER_CONNECTIONS_OPENED.add()
+    return conn, False
+
+
+def _drop(server: str) -> None:
+    conn = getattr(_CONNECTIONS, "pool", {}).pop(server, None)
+    if conn is not None:
+        conn.close()
+
+
+def _post(
+    server: str,
+    data: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    context: ssl.SSLContext | None,
+    *,
+    keepalive: bool = True,
+) -> tuple[int, bytes]:
+    """POST to server's chat completions over this thread's kept-alive connection.
+
+    A connection llama-server closed while idle fails before it sends anything back: that one
+    attempt is made again on a new connection (the request never reached the server).
+    keepalive False: a new connection for each request, closed after it.
+    """
+    path = urllib.parse.urlsplit(server).path.rstrip("/") + "/v1/chat/completions"
+    if not keepalive:
+        headers = {**headers, "Connection": "close"}
+    while True:
+        conn, reused = _connection(server, timeout, context)
+        try:
+            conn.request("POST", path, body=data, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            _drop(server)
+            if reused:
+                continue
+            raise
+        except BaseException:
+            _drop(server)
+            raise
+        if resp.will_close:
+            _drop(server)
+        return resp.status, body
+
+
 def call_server(
-    server: str, payload: dict[str, Any], timeout: float, api_key: str = "", context: ssl.SSLContext | None = None
+    server: str,
+    payload: dict[str, Any],
+    timeout: float,
+    api_key: str = "",
+    context: ssl.SSLContext | None = None,
+    *,
+    keepalive: bool = True,
 ) -> CallResult:
     data = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    url = f"{server}/v1/chat/completions"
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 (http(s) URL)
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310 (http(s) URL)
-            body = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        body = exc.read() or b""
-        outcome = classify_http(exc.code)
-        return CallResult(outcome, exc.code, body, f"HTTP {exc.code}: {_excerpt(body)}", time.monotonic() - start)
+        status, body = _post(server, data, headers, timeout, context, keepalive=keepalive)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         return CallResult(classify_http(None, exc), None, b"", reason, time.monotonic() - start)
     elapsed = time.monotonic() - start
+    if status >= 400:
+        return CallResult(classify_http(status), status, body, f"HTTP {status}: {_excerpt(body)}", elapsed)
     try:
         answer = json.loads(body)
         if not isinstance(answer, dict) or not answer.get("choices"):
@@ -679,7 +767,13 @@ class Worker:
         self.in_flight += 1
         self.metrics.set("in_flight", self.in_flight)
         future = self.executor.submit(
-            call_server, job.server, job.payload, float(self.cfg["request_timeout"]), self.api_key, self.server_ssl
+            call_server,
+            job.server,
+            job.payload,
+            float(self.cfg["request_timeout"]),
+            self.api_key,
+            self.server_ssl,
+            keepalive=bool(self.cfg["keepalive"]),
         )
         future.add_done_callback(functools.partial(self._done, self.connection, job))
 

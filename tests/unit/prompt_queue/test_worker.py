@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 import threading
+import time
 import urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -398,6 +399,70 @@ def test_call_server_refused_is_unavailable():
     result = w.call_server(f"http://127.0.0.1:{port}", {}, 2)
     assert result.outcome == w.UNAVAILABLE
     assert w.check_health(f"http://127.0.0.1:{port}") is False
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; records the client port of each request (one port per connection)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.ports.append(self.client_address[1])
+        body = json.dumps({"choices": [{"message": {"content": "hi"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if self.server.close_after:
+            self.close_connection = True  # closes without telling the client, as an idle timeout does
+
+    def log_message(self, *args):
+        return
+
+
+@pytest.fixture
+def keepalive_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server.ports, server.close_after = [], False
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_call_server_keeps_its_connection_alive(keepalive_server):
+    url = _url(keepalive_server)
+    opened = w.SERVER_CONNECTIONS_OPENED.value
+    results = [w.call_server(url, {"messages": []}, 5) for _ in range(3)]
+    assert [r.outcome for r in results] == [w.OK] * 3
+    assert len(keepalive_server.ports) == 3
+    assert len(set(keepalive_server.ports)) == 1  # one connection for the three requests
+    assert w.SERVER_CONNECTIONS_OPENED.value == opened + 1
+    assert b"slm_queue_server_connections_opened_total" in w.Metrics("q").render()
+    w._drop(url)
+
+
+def test_call_server_replaces_a_connection_the_server_closed_while_idle(keepalive_server):
+    url = _url(keepalive_server)
+    keepalive_server.close_after = True
+    first = w.call_server(url, {"messages": []}, 5)
+    time.sleep(0.2)  # the server has closed it by now; the worker still holds it
+    second = w.call_server(url, {"messages": []}, 5)
+    assert (first.outcome, second.outcome) == (w.OK, w.OK)
+    assert len(keepalive_server.ports) == 2  # sent once each: the retry went on a new connection
+    assert keepalive_server.ports[0] != keepalive_server.ports[1]
+    w._drop(url)
+
+
+def test_call_server_without_keepalive_opens_a_connection_per_request(keepalive_server):
+    url = _url(keepalive_server)
+    for _ in range(2):
+        assert w.call_server(url, {"messages": []}, 5, keepalive=False).outcome == w.OK
+    assert len(set(keepalive_server.ports)) == 2
 
 
 def test_health_ok(fake_server):
