@@ -437,7 +437,7 @@ def keepalive_server():
 def test_call_server_keeps_its_connection_alive(keepalive_server):
     url = _url(keepalive_server)
     opened = w.SERVER_CONNECTIONS_OPENED.value
-    results = [w.call_server(url, {"messages": []}, 5) for _ in range(3)]
+    results = [w.call_server(url, {"messages": []}, 5) for _request in range(3)]
     assert [r.outcome for r in results] == [w.OK] * 3
     assert len(keepalive_server.ports) == 3
     assert len(set(keepalive_server.ports)) == 1  # one connection for the three requests
@@ -460,7 +460,7 @@ def test_call_server_replaces_a_connection_the_server_closed_while_idle(keepaliv
 
 def test_call_server_without_keepalive_opens_a_connection_per_request(keepalive_server):
     url = _url(keepalive_server)
-    for _ in range(2):
+    for _request in range(2):
         assert w.call_server(url, {"messages": []}, 5, keepalive=False).outcome == w.OK
     assert len(set(keepalive_server.ports)) == 2
 
