@@ -1,5 +1,6 @@
 """Pure logic of the prompt queue worker and client, without a broker or a server."""
 
+import contextlib
 import http.client
 import importlib.util
 import io
@@ -350,15 +351,25 @@ class _Fake(BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def fake_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
-    server.status, server.body = 200, b"{}"
+@contextlib.contextmanager
+def _serving(handler, **attributes):
+    """A local HTTP server with handler, these attributes set on it, shut down afterwards."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attributes.items():
+        setattr(server, name, value)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fake_server():
+    with _serving(_Fake, status=200, body=b"{}") as server:
+        yield server
 
 
 def _url(server):
@@ -424,14 +435,8 @@ class _KeepAlive(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def keepalive_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
-    server.ports, server.close_after = [], False
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with _serving(_KeepAlive, ports=[], close_after=False, daemon_threads=True) as server:
+        yield server
 
 
 def test_call_server_keeps_its_connection_alive(keepalive_server):
