@@ -739,32 +739,36 @@ def validate(module):
         module.fail_json(msg="; ".join(problems))
 
 
+# The module's parameters; tests/gpu/side_by_side.py takes its defaults from here.
+ARGUMENT_SPEC = {
+    "endpoints": {"type": "list", "elements": "str", "required": True},
+    "api_key": {"type": "str", "no_log": True},
+    "workload": {"type": "str", "choices": ["chatbot", "summarization", "both"], "default": "chatbot"},
+    "concurrency": {"type": "list", "elements": "int", "default": [1, 4, 16]},
+    "requests_per_level": {"type": "int", "default": 32},
+    "max_seconds_per_level": {"type": "float", "default": 120},
+    "request_timeout": {"type": "float", "default": 300},
+    "warmup_requests": {"type": "int", "default": 1},
+    "chatbot_max_tokens": {"type": "int", "default": 200, "no_log": False},
+    "summarization_max_tokens": {"type": "int", "default": 256, "no_log": False},
+    "temperature": {"type": "float", "default": 0.0},
+    "seed": {"type": "int", "default": 42},
+    "cache_prompt": {"type": "bool", "default": False},
+    "ignore_eos": {"type": "bool", "default": False},
+    "model": {"type": "str"},
+    "label": {"type": "str"},
+    "include_requests": {"type": "bool", "default": True},
+    "output_json": {"type": "path"},
+    "memory_bandwidth_gbps": {"type": "float"},
+    "model_bytes": {"type": "int"},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_path": {"type": "path"},
+}
+
+
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "endpoints": {"type": "list", "elements": "str", "required": True},
-            "api_key": {"type": "str", "no_log": True},
-            "workload": {"type": "str", "choices": ["chatbot", "summarization", "both"], "default": "chatbot"},
-            "concurrency": {"type": "list", "elements": "int", "default": [1, 4, 16]},
-            "requests_per_level": {"type": "int", "default": 32},
-            "max_seconds_per_level": {"type": "float", "default": 120},
-            "request_timeout": {"type": "float", "default": 300},
-            "warmup_requests": {"type": "int", "default": 1},
-            "chatbot_max_tokens": {"type": "int", "default": 200, "no_log": False},
-            "summarization_max_tokens": {"type": "int", "default": 256, "no_log": False},
-            "temperature": {"type": "float", "default": 0.0},
-            "seed": {"type": "int", "default": 42},
-            "cache_prompt": {"type": "bool", "default": False},
-            "ignore_eos": {"type": "bool", "default": False},
-            "model": {"type": "str"},
-            "label": {"type": "str"},
-            "include_requests": {"type": "bool", "default": True},
-            "output_json": {"type": "path"},
-            "memory_bandwidth_gbps": {"type": "float"},
-            "model_bytes": {"type": "int"},
-            "validate_certs": {"type": "bool", "default": True},
-            "ca_path": {"type": "path"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     validate(module)

@@ -351,30 +351,23 @@ def serving(instances: list[dict], logs: Path, label: str):
 
 def load(args, label: str, instances: list[dict]) -> dict:
     bench = plugin("modules/llm_benchmark")
-    params = {
-        "endpoints": [f"http://127.0.0.1:{i['port']}" for i in instances],
-        "api_key": None,
-        "workload": args.workload,
-        "concurrency": args.concurrency,
-        "requests_per_level": args.requests,
-        "max_seconds_per_level": args.seconds,
-        "request_timeout": 300,
-        "warmup_requests": 1,
-        "chatbot_max_tokens": args.max_tokens,
-        "summarization_max_tokens": args.max_tokens,
-        "temperature": 0.0,
-        "seed": 42,
-        "cache_prompt": False,
-        "ignore_eos": True,
-        "model": None,
-        "label": label,
-        "include_requests": False,
-        "output_json": None,
-        "memory_bandwidth_gbps": None,
-        "model_bytes": None,
-        "validate_certs": True,
-        "ca_path": None,
-    }
+    # The module's own defaults, then what this comparison sets.
+    params = {name: spec.get("default") for name, spec in bench.ARGUMENT_SPEC.items()}
+    params.update(
+        {
+            "endpoints": [f"http://127.0.0.1:{i['port']}" for i in instances],
+            "workload": args.workload,
+            "concurrency": args.concurrency,
+            "requests_per_level": args.requests,
+            "max_seconds_per_level": args.seconds,
+            "chatbot_max_tokens": args.max_tokens,
+            "summarization_max_tokens": args.max_tokens,
+            "cache_prompt": False,
+            "ignore_eos": True,
+            "label": label,
+            "include_requests": False,
+        }
+    )
     results = bench.run_benchmark(params)
     if results["totals"]["success"] == 0:
         raise SystemExit(f"{label}: no request succeeded")
