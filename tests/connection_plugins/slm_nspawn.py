@@ -13,6 +13,10 @@ SSH does not get the controller's AWS keys, tokens or passwords, so those variab
 out of every command run in a machine: a test of the instance profile path (the IMDSv2
 stand-in) would otherwise pass on the controller's AWS_ACCESS_KEY_ID. Task ``environment:``
 still reaches the machine (Ansible puts it in the command itself).
+
+Each module's interpreter gets tests/harness/ansiballz_cache in PYTHONPATH (copied into the machine
+on connect): a bytecode cache for the zipped module_utils that Python would otherwise compile again
+for every task. It runs the same code, about a quarter less CPU per task; see that file.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ options:
 """
 
 STATE_ROOT = Path(os.environ.get("SLM_TEST_ROOT", "/var/lib/slm-edge-test"))
+CACHE_HOOK = Path(__file__).resolve().parents[1] / "harness" / "ansiballz_cache" / "sitecustomize.py"
+# Where the hook lives inside a machine.
+CACHE_HOOK_DIR = "/usr/local/lib/slm-test-ansiballz"
 # The controller's credentials, which a host reached over SSH would not have.
 CONTROLLER_ONLY = re.compile(r"^(AWS_|HF_|HUGGING_FACE_|GH_|GITHUB_)|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
@@ -75,14 +82,40 @@ class Connection(NsenterConnection):
                 f"start it with tests/harness/nspawn.py up {name}"
             ) from exc
         self.set_option("nsenter_pid", pid)
+        self._install_cache_hook(STATE_ROOT / "machines" / str(name) / "root")
         return super()._connect()
+
+    @staticmethod
+    def _install_cache_hook(root: Path) -> None:
+        """Copy the bytecode cache hook into the machine's tree (root: its overlay, seen from here)."""
+        target = root / CACHE_HOOK_DIR.lstrip("/") / "sitecustomize.py"
+        source = CACHE_HOOK.read_bytes()
+        try:
+            if target.read_bytes() == source:
+                return
+        except OSError:
+            pass
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".sitecustomize.{os.getpid()}")
+            tmp.write_bytes(source)
+            tmp.chmod(0o644)
+            tmp.replace(target)
+        except OSError:
+            return  # no cache: tasks only run slower
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         # Runs in the task's worker process: the environment is put back before it returns.
         withheld = {name: value for name, value in os.environ.items() if CONTROLLER_ONLY.search(name)}
         for name in withheld:
             del os.environ[name]
+        pythonpath = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = CACHE_HOOK_DIR
         try:
             return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         finally:
+            if pythonpath is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = pythonpath
             os.environ.update(withheld)
