@@ -106,6 +106,27 @@ def summary(wall: float | None = None, tail: int = 0) -> int:
     return 0 if not failed else 1
 
 
+def cpu_times() -> tuple[float, float, float] | None:
+    """The host's (busy, steal, total) CPU jiffies since boot from /proc/stat; None elsewhere."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    steal = fields[7] if len(fields) > 7 else 0.0
+    return sum(fields[:8]) - idle, steal, sum(fields[:8])
+
+
+def cpu_report(start: tuple[float, float, float] | None) -> str:
+    """How busy the host's CPUs were since start: whether more tiers at a time could help."""
+    end = cpu_times()
+    if start is None or end is None or end[2] <= start[2]:
+        return ""
+    busy, steal, total = (e - s for e, s in zip(end, start, strict=True))
+    share = f"{100 * busy / total:.0f}% busy over the run ({100 * steal / total:.0f}% stolen)"
+    return f"host CPU {share}, {os.cpu_count()} CPUs"
+
+
 def plan(jobs: int) -> int:
     """Run the jobs of tests/tools/plan.py: a job starts when the jobs it follows have ended
     (whatever their result: order is for warm caches, not correctness) and a slot is free."""
@@ -119,6 +140,7 @@ def plan(jobs: int) -> int:
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     ended: set[str] = set()
     started_all = time.monotonic()
+    cpu_start = cpu_times()
     last_beat = started_all
     print(f"=== plan: {len(pending)} tiers, {jobs} at a time; logs in {LOGS}", flush=True)
     while pending or running:
@@ -154,7 +176,9 @@ def plan(jobs: int) -> int:
             last_beat = now
             busy = ", ".join(f"{name} ({now - job[1]:.0f}s)" for name, job in running.items())
             print(f"... {now - started_all:.0f}s: running {busy}; {len(pending)} waiting", flush=True)
-    return summary(wall=time.monotonic() - started_all, tail=15)
+    code = summary(wall=time.monotonic() - started_all, tail=15)
+    print(cpu_report(cpu_start))
+    return code
 
 
 def main(argv: list[str]) -> int:
