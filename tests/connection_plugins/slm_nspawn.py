@@ -58,7 +58,7 @@ options:
 """
 
 STATE_ROOT = Path(os.environ.get("SLM_TEST_ROOT", "/var/lib/slm-edge-test"))
-CACHE_HOOK = Path(__file__).resolve().parents[1] / "harness" / "ansiballz_cache" / "sitecustomize.py"
+CACHE_HOOK = (Path(__file__).resolve().parents[1] / "harness" / "ansiballz_cache" / "sitecustomize.py").read_bytes()
 # Where the hook lives inside a machine.
 CACHE_HOOK_DIR = "/usr/local/lib/slm-test-ansiballz"
 # The controller's credentials, which a host reached over SSH would not have.
@@ -89,16 +89,15 @@ class Connection(NsenterConnection):
     def _install_cache_hook(root: Path) -> None:
         """Copy the bytecode cache hook into the machine's tree (root: its overlay, seen from here)."""
         target = root / CACHE_HOOK_DIR.lstrip("/") / "sitecustomize.py"
-        source = CACHE_HOOK.read_bytes()
         try:
-            if target.read_bytes() == source:
+            if target.read_bytes() == CACHE_HOOK:
                 return
         except OSError:
             pass
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".sitecustomize.{os.getpid()}")
-            tmp.write_bytes(source)
+            tmp.write_bytes(CACHE_HOOK)
             tmp.chmod(0o644)
             tmp.replace(target)
         except OSError:

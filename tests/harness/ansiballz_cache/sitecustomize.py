@@ -18,11 +18,7 @@ import hashlib
 import marshal
 import os
 import sys
-
-try:
-    import zipimport
-except ImportError:  # pragma: no cover
-    zipimport = None
+import zipimport
 
 CACHE_DIR = "/var/cache/slm-test-ansiballz"
 _TAG = (sys.implementation.cache_tag or "").encode()
