@@ -201,7 +201,10 @@ class Machine:
 
     def save(self, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(state, indent=2, sort_keys=True))
+        # Replaced in one step: a reader in another process never sees a half-written state.
+        tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        tmp.replace(self.state_file)
 
     @property
     def exists(self) -> bool:
@@ -209,7 +212,11 @@ class Machine:
 
     def nspawn_pid(self) -> int | None:
         pid = self.load().get("nspawn_pid")
-        if pid and _alive(pid) and _cmdline(pid).startswith("systemd-nspawn") and f"-M\0{self.name}\0" in _cmdline(pid):
+        if not pid or not _alive(pid) or _zombie(pid):
+            return None
+        cmdline = _cmdline(pid)
+        # An empty read (seen under load, from a live nspawn) is not another process.
+        if not cmdline or (cmdline.startswith("systemd-nspawn") and f"-M\0{self.name}\0" in cmdline):
             return pid
         return None
 
@@ -317,6 +324,7 @@ class Machine:
             raise HarnessError(f"machine {self.name} does not exist: run `nspawn.py up {self.name}` first")
         if self.nspawn_pid():
             return self.wait_running()
+        _sweep(state.get("pid_ns"))  # the last boot's machine, if it runs on without its nspawn
         self._mount_root(state)
         for disk in state["disks"]:
             self._ensure_loop(disk)
@@ -385,8 +393,7 @@ class Machine:
                 if status is None:
                     # Seen as gone, yet still running 10 s later (a restart under load in CI: the
                     # new nspawn printed nothing): end it, and count it as a failed boot.
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    _kill_machine(proc.pid)
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.wait(timeout=10)
                     status = "killed: not seen as the machine's nspawn, yet still running after 10 s"
@@ -421,7 +428,10 @@ class Machine:
         leader = None
         while time.monotonic() < deadline:
             if not self.nspawn_pid():
-                raise HarnessError(f"machine {self.name} exited during boot:\n{self.console_tail()}")
+                pid = self.load().get("nspawn_pid") or 0
+                seen = f"pid {pid}: alive={_alive(pid) if pid else False}, zombie={_zombie(pid) if pid else None}, "
+                seen += f"cmdline={_cmdline(pid)[:60]!r}" if pid else "no nspawn_pid in the state"
+                raise HarnessError(f"machine {self.name} exited during boot ({seen}):\n{self.console_tail()}")
             leader = self.leader_pid()
             if leader:
                 proc = self.exec(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
@@ -433,6 +443,8 @@ class Machine:
                         log(f"{self.name} is degraded; failed units:\n{failed}")
                     state = self.load()
                     state["leader_pid"] = leader
+                    with contextlib.suppress(OSError):
+                        state["pid_ns"] = os.readlink(f"/proc/{leader}/ns/pid")
                     self.save(state)
                     (self.dir / "leader.pid").write_text(f"{leader}\n")
                     return {"name": self.name, "status": status, "leader_pid": leader, "failed_units": failed}
@@ -452,13 +464,14 @@ class Machine:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / "leader.pid").unlink()
         if not pid:
+            _sweep(self.load().get("pid_ns"))
             return
         os.kill(pid, signal.SIGTERM)  # nspawn asks the machine's systemd to power off
         if not _wait_gone(pid, timeout):
             log(f"{self.name}: clean shutdown took over {timeout}s, killing")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+            _kill_machine(pid)
             _wait_gone(pid, 10)
+        _sweep(self.load().get("pid_ns"))
         state = self.load()
         state.pop("nspawn_pid", None)
         state.pop("leader_pid", None)
@@ -544,6 +557,51 @@ def _tree_rss(pid: int | None) -> int:
                     total += int(line.split()[1]) * 1024
         stack += _children(current)
     return total
+
+
+def _kill_machine(nspawn_pid: int) -> None:
+    """SIGKILL a machine: its init first, then nspawn's process group.
+
+    The init is the first process of the machine's PID namespace, so the kernel ends every
+    process of the machine with it. Killing only nspawn would leave the machine running,
+    reparented to the host's init: still holding its ports (a restarted machine's llama-server
+    then cannot bind, and the old one answers in its place) and writing to the same root.
+    """
+    leaders = _children(nspawn_pid)
+    for leader in leaders:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leader, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(nspawn_pid, signal.SIGKILL)
+    for leader in leaders:
+        if not _wait_gone(leader, 10):
+            log(f"pid {leader} (a machine's init) still runs 10 s after SIGKILL")
+
+
+def _sweep(pid_ns: str | None) -> None:
+    """SIGKILL what still runs in a machine's PID namespace (``pid:[inode]``, saved at boot) once
+    its nspawn is gone: its init first, which takes the rest of the machine with it."""
+    if not pid_ns:
+        return
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "ns" / "pid") == pid_ns:
+                    found.append(int(entry.name))
+    for pid in sorted(found, key=_start_time):  # the init first
+        log(f"pid {pid} ({_cmdline(pid).split(chr(0))[0]}) of a stopped machine still runs: killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in found:
+        _wait_gone(pid, 10)
+
+
+def _start_time(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

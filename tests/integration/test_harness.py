@@ -2,8 +2,11 @@
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,19 @@ def test_machine_lifecycle_leaves_nothing_behind():
         again = harness("restart", NAME)
         assert again["leader_pid"] != leader
         assert harness("status", NAME)["disks"][0]["image"] == disk["image"]
+        # An nspawn killed on its own leaves its machine running without it (reparented, its
+        # ports held: a CI run once had the old llama-server answer for a restarted machine);
+        # the next restart ends that machine before it boots the root again.
+        orphan = again["leader_pid"]
+        os.killpg(harness("status", NAME)["nspawn_pid"], signal.SIGKILL)
+        time.sleep(1)
+        assert Path(f"/proc/{orphan}").exists(), "the machine's init did not outlive its nspawn"
+        third = harness("restart", NAME)
+        assert third["leader_pid"] != orphan
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not Path(f"/proc/{orphan}").exists(), "the orphaned machine still runs"
     finally:
         harness("destroy", NAME)
     assert not machine_dir.exists()
