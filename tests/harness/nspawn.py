@@ -212,11 +212,7 @@ class Machine:
 
     def nspawn_pid(self) -> int | None:
         pid = self.load().get("nspawn_pid")
-        if not pid or not _alive(pid) or _zombie(pid):
-            return None
-        cmdline = _cmdline(pid)
-        # An empty read (seen under load, from a live nspawn) is not another process.
-        if not cmdline or (cmdline.startswith("systemd-nspawn") and f"-M\0{self.name}\0" in cmdline):
+        if pid and _alive(pid) and _cmdline(pid).startswith("systemd-nspawn") and f"-M\0{self.name}\0" in _cmdline(pid):
             return pid
         return None
 
@@ -324,7 +320,7 @@ class Machine:
             raise HarnessError(f"machine {self.name} does not exist: run `nspawn.py up {self.name}` first")
         if self.nspawn_pid():
             return self.wait_running()
-        _sweep(state.get("pid_ns"))  # the last boot's machine, if it runs on without its nspawn
+        _end_leader(state.get("leader"))  # the last boot's machine, if it runs on without its nspawn
         self._mount_root(state)
         for disk in state["disks"]:
             self._ensure_loop(disk)
@@ -428,9 +424,12 @@ class Machine:
         leader = None
         while time.monotonic() < deadline:
             if not self.nspawn_pid():
-                pid = self.load().get("nspawn_pid") or 0
-                seen = f"pid {pid}: alive={_alive(pid) if pid else False}, zombie={_zombie(pid) if pid else None}, "
-                seen += f"cmdline={_cmdline(pid)[:60]!r}" if pid else "no nspawn_pid in the state"
+                pid = self.load().get("nspawn_pid")
+                seen = (
+                    f"pid {pid}: alive={_alive(pid)}, zombie={_zombie(pid)}, cmdline={_cmdline(pid)[:60]!r}"
+                    if pid
+                    else "no nspawn_pid in the state"
+                )
                 raise HarnessError(f"machine {self.name} exited during boot ({seen}):\n{self.console_tail()}")
             leader = self.leader_pid()
             if leader:
@@ -443,8 +442,9 @@ class Machine:
                         log(f"{self.name} is degraded; failed units:\n{failed}")
                     state = self.load()
                     state["leader_pid"] = leader
-                    with contextlib.suppress(OSError):
-                        state["pid_ns"] = os.readlink(f"/proc/{leader}/ns/pid")
+                    # Its identity (a pid may be reused, a pid and its start time are not), to end it
+                    # if it outlives its nspawn.
+                    state["leader"] = [leader, _start_time(leader)]
                     self.save(state)
                     (self.dir / "leader.pid").write_text(f"{leader}\n")
                     return {"name": self.name, "status": status, "leader_pid": leader, "failed_units": failed}
@@ -464,15 +464,15 @@ class Machine:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / "leader.pid").unlink()
         if not pid:
-            _sweep(self.load().get("pid_ns"))
+            _end_leader(self.load().get("leader"))
             return
         os.kill(pid, signal.SIGTERM)  # nspawn asks the machine's systemd to power off
         if not _wait_gone(pid, timeout):
             log(f"{self.name}: clean shutdown took over {timeout}s, killing")
             _kill_machine(pid)
             _wait_gone(pid, 10)
-        _sweep(self.load().get("pid_ns"))
         state = self.load()
+        _end_leader(state.pop("leader", None))
         state.pop("nspawn_pid", None)
         state.pop("leader_pid", None)
         self.save(state)
@@ -578,23 +578,21 @@ def _kill_machine(nspawn_pid: int) -> None:
             log(f"pid {leader} (a machine's init) still runs 10 s after SIGKILL")
 
 
-def _sweep(pid_ns: str | None) -> None:
-    """SIGKILL what still runs in a machine's PID namespace (``pid:[inode]``, saved at boot) once
-    its nspawn is gone: its init first, which takes the rest of the machine with it."""
-    if not pid_ns:
+def _end_leader(leader: list[int] | None) -> None:
+    """SIGKILL a stopped machine's init if it still runs without its nspawn.
+
+    leader is [pid, start time] as saved at boot, so a pid reused since is left alone. The init is
+    the first process of the machine's PID namespace: the kernel ends the whole machine with it.
+    """
+    if not leader:
         return
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.readlink(entry / "ns" / "pid") == pid_ns:
-                    found.append(int(entry.name))
-    for pid in sorted(found, key=_start_time):  # the init first
-        log(f"pid {pid} ({_cmdline(pid).split(chr(0))[0]}) of a stopped machine still runs: killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for pid in found:
-        _wait_gone(pid, 10)
+    pid, started = leader
+    if not started or not _alive(pid) or _zombie(pid) or _start_time(pid) != started:
+        return
+    log(f"pid {pid} (the init of a stopped machine) still runs without its nspawn: killing it")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, 10)
 
 
 def _start_time(pid: int) -> int:
