@@ -29,7 +29,9 @@ def inst(name: str, url: str, port: int, key: str) -> dict:
     return {"name": name, "url": url, "port": port, "api_key_file": key, "tls_ca_file": "", "gpu": "", "parallel": 2}
 
 
-def _run(tmp: Path, rabbitmq_scrape: bool = True) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(
+    tmp: Path, rabbitmq_scrape: bool | str = True, host_vars: dict | None = None
+) -> tuple[subprocess.CompletedProcess, Path]:
     keyfile = tmp / "api-key"
     keyfile.write_text(f"# rotation\n{KEY}\nolder-key-0123456789abcdef\n")
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -61,6 +63,8 @@ def _run(tmp: Path, rabbitmq_scrape: bool = True) -> tuple[subprocess.CompletedP
             "prompt_queue_prometheus_port": 15693,
         },
     }
+    for host, extra in (host_vars or {}).items():
+        hosts[host].update(extra)
     inv = {
         "all": {
             "hosts": hosts,
@@ -170,6 +174,18 @@ def test_rabbitmq_is_scraped_where_the_plugin_is_enabled(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     jobs = {j["job_name"]: j for j in yaml.safe_load(out.read_text())["scrape_configs"]}
     assert jobs["rabbitmq"]["static_configs"] == [{"targets": ["10.0.0.44:15693"], "labels": {"host": "queue2"}}]
+
+
+def test_bool_vars_given_as_strings_choose_the_same_brokers(tmp_path):
+    """ "false" / "true" as strings (INI group vars, -e, AWX surveys) choose as the bools do."""
+    strings = {"queue2": {"prompt_queue_prometheus_enabled": "true"}, "mon1": {"prompt_queue_broker_enabled": "false"}}
+    res, out = _run(tmp_path, rabbitmq_scrape="false", host_vars=strings)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.read_text())["scrape_configs"]}
+    assert jobs["rabbitmq"]["static_configs"] == [{"targets": ["10.0.0.44:15693"], "labels": {"host": "queue2"}}]
+    res, out = _run(tmp_path, rabbitmq_scrape="true", host_vars=strings)
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.read_text())["scrape_configs"]}
+    assert sorted(s["labels"]["host"] for s in jobs["rabbitmq"]["static_configs"]) == ["queue1", "queue2"]
 
 
 def test_unpublished_hosts_are_named(built):
