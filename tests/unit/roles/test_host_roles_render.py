@@ -84,10 +84,13 @@ class Role:
 
     def __init__(self, role: str, facts: dict, **extra):
         self.role = role
-        self.vars_file = _first_found(role, facts)
+        # A role without OS-specific vars (no tasks/set_vars.yml) has defaults and vars/main.yml only.
+        has_os_vars = (ROLES / role / "tasks" / "set_vars.yml").exists()
+        self.vars_file = _first_found(role, facts) if has_os_vars else None
         variables = {}
         for path in (ROLES / role / "defaults" / "main.yml", ROLES / role / "vars" / "main.yml", self.vars_file):
-            variables.update(_load(path))
+            if path is not None:
+                variables.update(_load(path))
         variables.update(extra)
         variables.update(ansible_facts=facts, ansible_managed="Ansible managed", inventory_hostname="host1")
         self.templar = Templar(loader=LOADER, variables=variables)

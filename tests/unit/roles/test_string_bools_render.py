@@ -58,15 +58,7 @@ RENDERED = {
 
 def _render(role: str, extra: dict) -> list:
     base, templates, names = RENDERED[role]
-    if (ROLES / role / "tasks" / "set_vars.yml").exists():
-        r = render.Role(role, render.DEBIAN12, **base, **extra)
-    else:  # no OS-specific vars: defaults and vars/main.yml only
-        r = object.__new__(render.Role)
-        r.role, variables = role, {}
-        for path in (ROLES / role / "defaults" / "main.yml", ROLES / role / "vars" / "main.yml"):
-            variables.update(render._load(path))
-        variables.update(base, **extra, ansible_facts=render.DEBIAN12, ansible_managed="Ansible managed")
-        r.templar = render.Templar(loader=render.LOADER, variables=variables)
+    r = render.Role(role, render.DEBIAN12, **base, **extra)
     return [r.template(t) for t in templates] + [r[n] for n in names]
 
 
